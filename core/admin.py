@@ -1,0 +1,542 @@
+"""Portals, users, the two-factor switch, resets and support resets.
+
+Every privileged call checks the actor here, in the core: the switch and the
+window need a Master Admin of the same portal; a reset needs a Master Admin of
+the same portal acting on another internal user; a support reset needs an
+operator name and a ticket. Each refusal is audited and raises PermissionDenied.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, ParamSpec, TypeVar
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core import audit, provisioning
+from core.context import Context
+from core.errors import AlreadyExists, InvalidValue, NotFound, PermissionDenied
+from core.models import (
+    ChallengeState,
+    CodeThrottle,
+    Enrollment,
+    EnrollmentStatus,
+    Portal,
+    Profile,
+    SecuritySettings,
+    SignInChallenge,
+    User,
+    UserKind,
+)
+from core.passwords import check_new_password
+from core.signin import LIVE_STATUSES, SignedInUser, signed_in_user
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}")
+OPERATOR_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@ -]{0,99}")
+MAX_WINDOW = 3
+MAX_DRIFT_LIMIT = 10
+MAX_REASON_CHARS = 500
+
+# Profile names as the command line and the dashboard spell them.
+PROFILE_NAMES = {
+    "master-admin": Profile.MASTER_ADMIN,
+    "admin": Profile.ADMIN,
+    "standard": Profile.STANDARD,
+    "read-only": Profile.READ_ONLY,
+}
+PROFILE_LABELS = {
+    Profile.MASTER_ADMIN: "Master Admin",
+    Profile.ADMIN: "Admin",
+    Profile.STANDARD: "Standard",
+    Profile.READ_ONLY: "Read only",
+}
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    enabled: bool
+    changed: bool
+    revoked: int  # enrollments revoked by turning the setting off
+    generation: int
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    target: str
+    revoked: int  # pending or active enrollments revoked
+
+
+class _Refusal(Exception):
+    """A refused action, raised inside a transaction and audited after its rollback."""
+
+    def __init__(
+        self,
+        actor: SignedInUser,
+        portal: Portal,
+        action: str,
+        message: str,
+        target: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.actor_name = actor.username
+        self.portal_id = portal.id
+        self.portal_slug = portal.slug
+        self.action = action
+        self.message = message
+        self.target = target
+
+
+def _refuse(
+    actor: SignedInUser,
+    portal: Portal,
+    action: str,
+    message: str,
+    target: str | None = None,
+) -> NoReturn:
+    raise _Refusal(actor, portal, action, message, target)
+
+
+def _audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn a _Refusal into an audit row in a transaction of its own and PermissionDenied."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except _Refusal as refusal:
+            ctx = args[0]
+            assert isinstance(ctx, Context)
+            with Session(ctx.engine) as session, session.begin():
+                audit.record(
+                    session.connection(),
+                    ctx.now(),
+                    audit.Event.ACTION_REJECTED,
+                    audit.Outcome.REJECTED,
+                    actor=audit.Actor.user(refusal.actor_name),
+                    portal_id=refusal.portal_id,
+                    portal_slug=refusal.portal_slug,
+                    target=refusal.target,
+                    reason=f"{refusal.action}: {refusal.message}",
+                )
+            raise PermissionDenied(refusal.message) from None
+
+    return wrapper
+
+
+def check_slug(slug: object) -> str:
+    if not isinstance(slug, str) or not SLUG_PATTERN.fullmatch(slug):
+        raise InvalidValue(
+            f"portal slug {slug!r} is invalid: use 1 to 63 lower-case letters, digits "
+            "and inner dashes"
+        )
+    return slug
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str):
+        raise InvalidValue("username must be text")
+    if username != username.strip():
+        raise InvalidValue(f"username {username!r} has leading or trailing spaces")
+    return provisioning.check_label("username", username)
+
+
+def create_portal(ctx: Context, slug: str, name: str) -> Portal:
+    """Create a portal with two-factor authentication off."""
+    check_slug(slug)
+    provisioning.check_label("portal name", name)
+    now = ctx.now()
+    try:
+        with Session(ctx.engine) as session, session.begin():
+            portal = Portal(slug=slug, name=name.strip(), created_at=now)
+            session.add(portal)
+            session.flush()
+            session.add(SecuritySettings(portal_id=portal.id, changed_at=now))
+            audit.record(
+                session.connection(),
+                now,
+                audit.Event.PORTAL_CREATED,
+                audit.Outcome.SUCCESS,
+                portal_id=portal.id,
+                portal_slug=slug,
+            )
+            session.expunge(portal)
+    except IntegrityError as error:
+        raise AlreadyExists(f"portal {slug!r} already exists") from error
+    return portal
+
+
+def set_portal_name(ctx: Context, slug: str, name: str) -> None:
+    """Rename a portal (the issuer that authenticator apps show)."""
+    provisioning.check_label("portal name", name)
+    with Session(ctx.engine) as session, session.begin():
+        portal = _portal(session, slug)
+        portal.name = name.strip()
+
+
+def add_user(
+    ctx: Context, portal_slug: str, username: str, password: str, profile: str
+) -> int:
+    """Add a user; ``profile`` is a PROFILE_NAMES key, or ``customer``. Return the id."""
+    check_username(username)
+    check_new_password(password)
+    if profile == "customer":
+        kind, internal_profile = UserKind.CUSTOMER, None
+    elif profile in PROFILE_NAMES:
+        kind, internal_profile = UserKind.INTERNAL, PROFILE_NAMES[profile]
+    else:
+        choices = ", ".join([*PROFILE_NAMES, "customer"])
+        raise InvalidValue(f"profile {profile!r} is unknown; choose one of {choices}")
+
+    password_hash = ctx.hasher.hash(password)
+    now = ctx.now()
+    try:
+        with Session(ctx.engine) as session, session.begin():
+            portal = _portal(session, portal_slug)
+            user = User(
+                portal_id=portal.id,
+                username=username,
+                kind=kind,
+                profile=internal_profile,
+                password_hash=password_hash,
+                created_at=now,
+            )
+            session.add(user)
+            session.flush()
+            session.add(CodeThrottle(user_id=user.id))
+            audit.record(
+                session.connection(),
+                now,
+                audit.Event.USER_ADDED,
+                audit.Outcome.SUCCESS,
+                portal_id=portal.id,
+                portal_slug=portal.slug,
+                target=username,
+                detail={"profile": str(internal_profile or kind)},
+            )
+            return user.id
+    except IntegrityError as error:
+        raise AlreadyExists(
+            f"user {username!r} already exists in portal {portal_slug!r}"
+        ) from error
+
+
+@_audits_refusals
+def set_two_factor(
+    ctx: Context, session_token: str, portal_slug: str, enabled: bool
+) -> SwitchResult:
+    """Turn two-factor authentication on or off for a portal (Master Admin only).
+
+    Off revokes every pending and active enrollment of the portal. On raises
+    the generation, so every internal user enrolls again with a new secret.
+    """
+    now = ctx.now()
+    with Session(ctx.engine) as session, session.begin():
+        actor, portal = _require_master_admin(
+            ctx, session, session_token, portal_slug, "change the two-factor setting"
+        )
+        settings = session.get(SecuritySettings, portal.id, with_for_update=True)
+        if settings.two_factor_enabled == enabled:
+            return SwitchResult(enabled, False, 0, settings.generation)
+
+        connection = session.connection()
+        revoked = 0
+        if enabled:
+            settings.generation += 1
+        else:
+            revoked = _revoke_portal(connection, portal.id, now)
+        settings.two_factor_enabled = enabled
+        settings.changed_at = now
+        settings.changed_by = actor.username
+        session.flush()
+
+        audit.record(
+            connection,
+            now,
+            audit.Event.SETTING_CHANGED,
+            audit.Outcome.SUCCESS,
+            actor=audit.Actor.user(actor.username),
+            portal_id=portal.id,
+            portal_slug=portal.slug,
+            reason="two-factor on" if enabled else "two-factor off",
+            detail={"generation": settings.generation, "revoked_enrollments": revoked},
+        )
+        return SwitchResult(enabled, True, revoked, settings.generation)
+
+
+@_audits_refusals
+def set_window(ctx: Context, session_token: str, portal_slug: str, window: int) -> None:
+    """Set how many time steps on either side of ours are accepted (Master Admin only)."""
+    if not isinstance(window, int) or isinstance(window, bool):
+        raise InvalidValue(f"window {window!r} must be a whole number of time steps")
+    if not 0 <= window <= MAX_WINDOW:
+        raise InvalidValue(
+            f"window {window} is out of range: use 0 to {MAX_WINDOW} steps"
+        )
+    now = ctx.now()
+    with Session(ctx.engine) as session, session.begin():
+        actor, portal = _require_master_admin(
+            ctx, session, session_token, portal_slug, "change the code window"
+        )
+        settings = session.get(SecuritySettings, portal.id)
+        previous = settings.window
+        settings.window = window
+        settings.changed_at = now
+        settings.changed_by = actor.username
+        session.flush()
+        audit.record(
+            session.connection(),
+            now,
+            audit.Event.SETTING_CHANGED,
+            audit.Outcome.SUCCESS,
+            actor=audit.Actor.user(actor.username),
+            portal_id=portal.id,
+            portal_slug=portal.slug,
+            reason="window",
+            detail={"window": window, "previous_window": previous},
+        )
+
+
+def set_drift_limit(ctx: Context, portal_slug: str, drift_limit: int) -> None:
+    """Set the largest drift in time steps that is remembered (0 turns drift tracking off).
+
+    This is a deployment setting for operators and simulations, not a portal
+    admin action, so it takes no session.
+    """
+    if not isinstance(drift_limit, int) or not 0 <= drift_limit <= MAX_DRIFT_LIMIT:
+        raise InvalidValue(
+            f"drift limit {drift_limit!r} is out of range: use 0 to {MAX_DRIFT_LIMIT} steps"
+        )
+    with Session(ctx.engine) as session, session.begin():
+        portal = _portal(session, portal_slug)
+        session.get(SecuritySettings, portal.id).drift_limit = drift_limit
+
+
+@_audits_refusals
+def reset_enrollment(
+    ctx: Context,
+    session_token: str,
+    portal_slug: str,
+    target_username: str,
+    reason: str | None = None,
+) -> ResetResult:
+    """Revoke another internal user's enrollment, so that only they enroll again."""
+    reason = _check_reason(reason)
+    now = ctx.now()
+    with Session(ctx.engine) as session, session.begin():
+        actor, portal = _require_master_admin(
+            ctx, session, session_token, portal_slug, "reset enrollments"
+        )
+        target = session.exec(
+            select(User).where(
+                User.portal_id == portal.id, User.username == target_username
+            )
+        ).first()
+        refusal = None
+        if target is None:
+            refusal = (
+                f"user {target_username!r} was not found in portal {portal.slug!r}"
+            )
+        elif target.id == actor.user_id:
+            refusal = (
+                "you cannot reset your own enrollment; another Master Admin or the "
+                "vendor's support can"
+            )
+        elif target.kind != UserKind.INTERNAL:
+            refusal = f"{target_username!r} is a customer user, who never enrolls"
+        if refusal is not None:
+            _refuse(actor, portal, "reset enrollment", refusal, target_username)
+
+        revoked = _reset_user(session.connection(), target.id, now)
+        audit.record(
+            session.connection(),
+            now,
+            audit.Event.ENROLLMENT_RESET,
+            audit.Outcome.SUCCESS,
+            actor=audit.Actor.user(actor.username),
+            portal_id=portal.id,
+            portal_slug=portal.slug,
+            target=target.username,
+            reason=reason,
+            detail={"revoked_enrollments": revoked},
+        )
+        return ResetResult(target.username, revoked)
+
+
+def support_reset(
+    ctx: Context,
+    operator: str,
+    ticket: str,
+    portal_slug: str,
+    target_username: str,
+    checklist: dict[str, bool] | None = None,
+) -> ResetResult:
+    """Reset one internal user's enrollment on behalf of the vendor's support.
+
+    This is the way out for a locked-out last Master Admin. ``checklist``
+    records which identity checks the operator confirmed; it is audited.
+    """
+    # NOTE: the operator is named, not signed in; an operator sign-in with
+    # password and TOTP belongs to the support console.
+    if not isinstance(operator, str) or not OPERATOR_PATTERN.fullmatch(operator):
+        raise InvalidValue(
+            f"operator name {operator!r} is invalid: give the support operator's name "
+            "(letters, digits, spaces, . _ @ -)"
+        )
+    if not isinstance(ticket, str) or not TICKET_PATTERN.fullmatch(ticket):
+        raise InvalidValue(
+            f"ticket {ticket!r} is invalid: give the support ticket id "
+            "(1 to 64 letters, digits or . _ / # -)"
+        )
+    now = ctx.now()
+    with Session(ctx.engine) as session, session.begin():
+        portal = _portal(session, portal_slug)
+        target = session.exec(
+            select(User).where(
+                User.portal_id == portal.id, User.username == target_username
+            )
+        ).first()
+        if target is None:
+            raise NotFound(
+                f"user {target_username!r} was not found in portal {portal_slug!r}"
+            )
+        if target.kind != UserKind.INTERNAL:
+            raise InvalidValue(
+                f"{target_username!r} is a customer user, who never enrolls"
+            )
+
+        connection = session.connection()
+        revoked = _reset_user(connection, target.id, now)
+        audit.record(
+            connection,
+            now,
+            audit.Event.SUPPORT_RESET,
+            audit.Outcome.SUCCESS,
+            actor=audit.Actor.operator(operator),
+            portal_id=portal.id,
+            portal_slug=portal.slug,
+            target=target.username,
+            reason=f"ticket {ticket}",
+            detail={
+                "ticket": ticket,
+                "revoked_enrollments": revoked,
+                "checklist": dict(sorted((checklist or {}).items())),
+            },
+        )
+        return ResetResult(target.username, revoked)
+
+
+def master_admin_count(ctx: Context, portal_slug: str) -> int:
+    """Count the active Master Admins of a portal."""
+    with Session(ctx.engine) as session:
+        portal = _portal(session, portal_slug)
+        return session.exec(
+            select(func.count()).where(
+                User.portal_id == portal.id,
+                User.profile == Profile.MASTER_ADMIN,
+                User.active,
+            )
+        ).one()
+
+
+def portal_settings(ctx: Context, portal_slug: str) -> SecuritySettings:
+    with Session(ctx.engine) as session:
+        portal = _portal(session, portal_slug)
+        settings = session.get(SecuritySettings, portal.id)
+        session.expunge(settings)
+        return settings
+
+
+def _portal(session: Session, slug: str) -> Portal:
+    portal = session.exec(select(Portal).where(Portal.slug == slug)).first()
+    if portal is None:
+        raise NotFound(f"portal {slug!r} was not found")
+    return portal
+
+
+def _require_master_admin(
+    ctx: Context, session: Session, session_token: str, portal_slug: str, action: str
+) -> tuple[SignedInUser, Portal]:
+    actor = signed_in_user(session, session_token, ctx.now())
+    portal = _portal(session, portal_slug)
+    if actor.portal_id != portal.id:
+        _refuse(actor, portal, action, f"you are not a user of portal {portal.slug!r}")
+    if actor.profile != Profile.MASTER_ADMIN:
+        label = (
+            PROFILE_LABELS.get(actor.profile, "Customer")
+            if actor.profile
+            else "Customer"
+        )
+        _refuse(
+            ctx,
+            actor,
+            portal,
+            action,
+            f"your profile {label} lacks the privilege to {action}; only a Master Admin can",
+        )
+    return actor, portal
+
+
+def _check_reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise InvalidValue(
+            f"reason must be text of at most {MAX_REASON_CHARS} characters"
+        )
+    return reason.strip() or None
+
+
+def _revoke_portal(connection, portal_id: int, now: int) -> int:
+    """Revoke every live enrollment, open challenge and code lock of a portal."""
+    revoked = connection.execute(
+        update(Enrollment)
+        .where(Enrollment.portal_id == portal_id, Enrollment.status.in_(LIVE_STATUSES))
+        .values(status=EnrollmentStatus.REVOKED, ended_at=now)
+    ).rowcount
+    users = select(User.id).where(User.portal_id == portal_id)
+    connection.execute(
+        update(SignInChallenge)
+        .where(
+            SignInChallenge.user_id.in_(users),
+            SignInChallenge.state == ChallengeState.OPEN,
+        )
+        .values(state=ChallengeState.CANCELLED)
+    )
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id.in_(users))
+        .values(failures=0, locked_until=0)
+    )
+    return revoked
+
+
+def _reset_user(connection, user_id: int, now: int) -> int:
+    """Revoke one user's live enrollment, open challenges and code lock."""
+    revoked = connection.execute(
+        update(Enrollment)
+        .where(Enrollment.user_id == user_id, Enrollment.status.in_(LIVE_STATUSES))
+        .values(status=EnrollmentStatus.REVOKED, ended_at=now)
+    ).rowcount
+    connection.execute(
+        update(SignInChallenge)
+        .where(
+            SignInChallenge.user_id == user_id,
+            SignInChallenge.state == ChallengeState.OPEN,
+        )
+        .values(state=ChallengeState.CANCELLED)
+    )
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id == user_id)
+        .values(failures=0, locked_until=0)
+    )
+    return revoked

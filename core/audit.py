@@ -1,0 +1,99 @@
+"""The audit log: one row per security event, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert
+from sqlmodel import Session, select
+
+from core.models import AuditEvent
+
+
+class Event(enum.StrEnum):
+    PORTAL_CREATED = "portal_created"
+    USER_ADDED = "user_added"
+    SETTING_CHANGED = "setting_changed"
+    SIGNED_IN = "signed_in"
+    SIGNED_OUT = "signed_out"
+    PASSWORD_REJECTED = "password_rejected"
+    ENROLLMENT_STARTED = "enrollment_started"
+    ENROLLMENT_CONFIRMED = "enrollment_confirmed"
+    ENROLLMENT_EXPIRED = "enrollment_expired"
+    ENROLLMENT_RESET = "enrollment_reset"
+    CODE_ACCEPTED = "code_accepted"
+    CODE_REJECTED = "code_rejected"
+    REPLAY_REJECTED = "replay_rejected"
+    CODE_LOCKED = "code_locked"
+    SUPPORT_RESET = "support_reset"
+    ACTION_REJECTED = "action_rejected"
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted: a portal user, a support operator, or the system itself."""
+
+    kind: str
+    name: str | None = None
+
+    @classmethod
+    def user(cls, username: str) -> Actor:
+        return cls("user", username)
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        return cls("operator", name)
+
+
+SYSTEM = Actor("system")
+
+
+def record(
+    connection: Connection,
+    at: int,
+    event: Event,
+    outcome: Outcome,
+    *,
+    actor: Actor = SYSTEM,
+    portal_id: int | None = None,
+    portal_slug: str | None = None,
+    target: str | None = None,
+    reason: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    """Insert one audit row on ``connection``; the caller's transaction commits it.
+
+    ``detail`` holds counts, ids, settings and ticket references only.
+    """
+    connection.execute(
+        insert(AuditEvent).values(
+            at=at,
+            portal_id=portal_id,
+            portal_slug=portal_slug,
+            actor_kind=actor.kind,
+            actor=actor.name,
+            target=target,
+            event=str(event),
+            outcome=str(outcome),
+            reason=reason,
+            detail=json.dumps(detail, sort_keys=True) if detail else None,
+        )
+    )
+
+
+def recent_events(
+    connection: Connection, portal_id: int | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    """Return the newest audit events first, of one portal or of all."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if portal_id is not None:
+        query = query.where(AuditEvent.portal_id == portal_id)
+    with Session(bind=connection) as session:
+        return list(session.exec(query))

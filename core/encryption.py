@@ -1,0 +1,79 @@
+"""Encryption of TOTP secrets at rest with Fernet (AES-128-CBC with HMAC-SHA256).
+
+The key comes from ``TWOFA_SECRET_KEY`` or from a key file beside the
+database. A key file is created, with mode 0600, only while the database
+holds no encrypted secret, so a lost key is never silently replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from core.errors import KeyProblem
+
+log = logging.getLogger(__name__)
+
+KEY_VARIABLE = "TWOFA_SECRET_KEY"
+KEY_FILE_NAME = "twofa.key"
+
+
+class SecretBox:
+    """Encrypts and decrypts TOTP secrets with one Fernet key."""
+
+    def __init__(self, key: bytes | str) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError) as error:
+            raise KeyProblem(
+                "the encryption key is malformed: it must be 32 bytes in url-safe base64, "
+                "as `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` prints"
+            ) from error
+
+    @classmethod
+    def generate(cls) -> SecretBox:
+        return cls(Fernet.generate_key())
+
+    def encrypt(self, secret: bytes) -> bytes:
+        return self._fernet.encrypt(secret)
+
+    def decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as error:
+            raise KeyProblem(
+                "a stored secret cannot be decrypted with the configured key; "
+                f"check {KEY_VARIABLE} or the key file"
+            ) from error
+
+
+def load_key(key_file: Path, database_has_secrets: bool) -> bytes:
+    """Return the key from the environment or ``key_file``, creating the file if allowed."""
+    from_environment = os.environ.get(KEY_VARIABLE)
+    if from_environment:
+        return from_environment.encode("ascii")
+
+    if key_file.exists():
+        return key_file.read_bytes().strip()
+
+    if database_has_secrets:
+        raise KeyProblem(
+            f"the key file {key_file} is missing but the database holds encrypted secrets; "
+            f"restore the key file or set {KEY_VARIABLE}; no new key was written"
+        )
+
+    key = Fernet.generate_key()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: never overwrite a key that another process created a moment ago.
+    try:
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_bytes().strip()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key + b"\n")
+    log.info("created encryption key file %s", key_file)
+    return key

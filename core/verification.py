@@ -1,0 +1,247 @@
+"""Checking a code against an enrollment: throttle, window, drift, replay and audit.
+
+Every function here works on a connection inside the caller's transaction,
+so the code check, the throttle change and the audit row commit together.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, update
+
+from core import audit, totp
+from core.codes import FormatProblem, normalise_code
+from core.models import CodeThrottle, Enrollment
+
+# Consecutive wrong codes before code entry locks, and the lock that follows:
+# 30 s, doubling with every further wrong code, at most 15 minutes.
+LOCK_AFTER_FAILURES = 5
+FIRST_LOCK_SECONDS = 30
+MAX_LOCK_SECONDS = 15 * 60
+
+
+class Rejection(enum.StrEnum):
+    """Why a code was not accepted."""
+
+    LOCKED = "locked"
+    BAD_FORMAT = "bad_format"
+    WRONG_CODE = "wrong_code"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The TOTP parameters and replay state of one enrollment at the time of a check."""
+
+    enrollment_id: int
+    user_id: int
+    expected_status: str  # the status the enrollment must still have when it is updated
+    secret: bytes
+    last_step: int
+    drift: int
+    window: int
+    drift_limit: int
+    failures: int
+    locked_until: int
+    digits: int = totp.DEFAULT_DIGITS
+    period: int = totp.DEFAULT_PERIOD
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    rejection: Rejection | None = None
+    format_problem: FormatProblem | None = None
+    step: int | None = None
+    drift: int | None = None
+    failures: int = 0
+    locked_until: int = 0
+
+
+def lock_seconds(failures: int) -> int:
+    """Return how long code entry locks after ``failures`` consecutive wrong codes (0: no lock)."""
+    if failures < LOCK_AFTER_FAILURES:
+        return 0
+    doublings = min(
+        failures - LOCK_AFTER_FAILURES, 16
+    )  # 2**16 * 30 s is far past the cap
+    return min(FIRST_LOCK_SECONDS * 2**doublings, MAX_LOCK_SECONDS)
+
+
+def candidate_offsets(window: int, drift: int) -> list[int]:
+    """Offsets in time steps to try: the window around our clock and the window around the drift.
+
+    The window around our clock is always kept, so one slow entry that moved
+    the drift cannot shut out a phone whose clock is right.
+    """
+    offsets = set(range(-window, window + 1)) | set(
+        range(drift - window, drift + window + 1)
+    )
+    return sorted(offsets, key=lambda offset: (abs(offset - drift), abs(offset)))
+
+
+def match_step(check: CodeCheck, code: str, now: int) -> tuple[int, int] | None:
+    """Return (time step, offset) of the first candidate whose code equals ``code``."""
+    current = totp.time_step(now, check.period)
+    for offset in candidate_offsets(check.window, check.drift):
+        step = current + offset
+        if step < 0:
+            continue
+        expected = totp.hotp(check.secret, step, check.digits)
+        if totp.codes_match(expected, code):
+            return step, offset
+    return None
+
+
+def record_failure(connection: Connection, user_id: int, now: int) -> tuple[int, int]:
+    """Count one wrong code atomically and lock when due; return (failures, locked_until)."""
+    failures = connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id == user_id)
+        .values(failures=CodeThrottle.failures + 1, last_failure_at=now)
+        .returning(CodeThrottle.failures)
+    ).scalar_one()
+
+    seconds = lock_seconds(failures)
+    if not seconds:
+        return failures, 0
+    locked_until = now + seconds
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id == user_id)
+        .values(locked_until=locked_until)
+    )
+    return failures, locked_until
+
+
+def clear_failures(connection: Connection, user_id: int) -> None:
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id == user_id)
+        .values(failures=0, locked_until=0)
+    )
+
+
+def verify_code(
+    connection: Connection,
+    check: CodeCheck,
+    raw_code: object,
+    now: int,
+    audit_fields: dict[str, object],
+    activate: bool = False,
+) -> Verdict:
+    """Check ``raw_code`` and record the outcome, all in the caller's transaction.
+
+    ``activate`` also turns a pending enrollment active on success. The replay
+    guard is the conditional UPDATE (``last_step < step``), so two servers
+    checking the same code at once cannot both accept it.
+    ``audit_fields`` carries the actor, portal and target for the audit row.
+    """
+    if check.locked_until > now:
+        audit.record(
+            connection,
+            now,
+            audit.Event.CODE_REJECTED,
+            audit.Outcome.REJECTED,
+            reason=Rejection.LOCKED,
+            detail={"locked_until": check.locked_until},
+            **audit_fields,
+        )
+        return Verdict(
+            False,
+            Rejection.LOCKED,
+            failures=check.failures,
+            locked_until=check.locked_until,
+        )
+
+    normalised = normalise_code(raw_code, check.digits)
+    if normalised.code is None:
+        return _reject(
+            connection,
+            check,
+            now,
+            Rejection.BAD_FORMAT,
+            audit_fields,
+            normalised.problem,
+        )
+
+    matched = match_step(check, normalised.code, now)
+    if matched is None:
+        return _reject(connection, check, now, Rejection.WRONG_CODE, audit_fields)
+    step, offset = matched
+    if step <= check.last_step:
+        return _reject(connection, check, now, Rejection.REPLAY, audit_fields)
+
+    drift = max(-check.drift_limit, min(check.drift_limit, offset))
+    values: dict[str, object] = {"last_step": step, "drift": drift}
+    if activate:
+        values.update(status="active", confirmed_at=now)
+    claimed = connection.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.id == check.enrollment_id,
+            Enrollment.status == check.expected_status,
+            Enrollment.last_step < step,
+        )
+        .values(**values)
+    ).rowcount
+    if claimed != 1:
+        # Another server accepted this step or a later one first.
+        return _reject(connection, check, now, Rejection.REPLAY, audit_fields)
+
+    if check.failures or check.locked_until:
+        clear_failures(connection, check.user_id)
+    audit.record(
+        connection,
+        now,
+        audit.Event.ENROLLMENT_CONFIRMED if activate else audit.Event.CODE_ACCEPTED,
+        audit.Outcome.SUCCESS,
+        detail={"offset": offset},
+        **audit_fields,
+    )
+    return Verdict(True, step=step, drift=drift)
+
+
+def _reject(
+    connection: Connection,
+    check: CodeCheck,
+    now: int,
+    rejection: Rejection,
+    audit_fields: dict[str, object],
+    problem: FormatProblem | None = None,
+) -> Verdict:
+    failures, locked_until = record_failure(connection, check.user_id, now)
+    event = (
+        audit.Event.REPLAY_REJECTED
+        if rejection is Rejection.REPLAY
+        else audit.Event.CODE_REJECTED
+    )
+    reason = f"{rejection}:{problem}" if problem else str(rejection)
+    audit.record(
+        connection,
+        now,
+        event,
+        audit.Outcome.REJECTED,
+        reason=reason,
+        detail={"failures": failures},
+        **audit_fields,
+    )
+    if locked_until:
+        audit.record(
+            connection,
+            now,
+            audit.Event.CODE_LOCKED,
+            audit.Outcome.REJECTED,
+            reason=f"{failures} consecutive failures",
+            detail={"failures": failures, "locked_until": locked_until},
+            **audit_fields,
+        )
+    return Verdict(
+        False,
+        rejection,
+        format_problem=problem,
+        failures=failures,
+        locked_until=locked_until,
+    )
