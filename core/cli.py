@@ -1,0 +1,437 @@
+"""The ``twofa`` command line.
+
+Exit status: 0 on success, 1 when the policy rejects, 2 on bad usage. Errors
+are one line on standard error. Passwords and codes are read from the terminal,
+or one per line from standard input when it is not a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core import admin, audit, demo, signin
+from core.context import Context, open_context
+from core.errors import (
+    AlreadyExists,
+    InvalidValue,
+    KeyProblem,
+    NotFound,
+    PermissionDenied,
+    TwoFactorError,
+)
+from core.signin import Status
+
+log = logging.getLogger("twofa.cli")
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+class Rejected(Exception):
+    """The policy rejected the request; the message is for the person at the terminal."""
+
+
+class InputReader:
+    """Reads secrets from the terminal without echo, or lines from a pipe."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stdin.isatty()
+
+    def secret(self, prompt: str) -> str | None:
+        if self.interactive:
+            try:
+                return getpass.getpass(prompt)
+            except EOFError:
+                return None
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+
+    def line(self, prompt: str) -> str | None:
+        if self.interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                return None
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def sign_in(
+    ctx: Context,
+    reader: InputReader,
+    portal: str,
+    username: str,
+    qr_png: Path | None = None,
+) -> signin.SignInResult:
+    """Run the whole sign-in at the terminal; return the SIGNED_IN result or raise Rejected."""
+    password = reader.secret("Password: ")
+    if password is None:
+        raise Rejected("no password was given")
+    result = signin.submit_password(ctx, portal, username, password)
+    last_rejection = None
+
+    while True:
+        if result.status == Status.SIGNED_IN:
+            return result
+        if result.challenge is None or result.status == Status.LOCKED:
+            raise Rejected(result.message)
+        if result.status == Status.ENROLLMENT_REQUIRED:
+            show_enrollment(ctx, result.challenge, qr_png)
+        elif last_rejection is None:
+            print(result.message, file=sys.stderr, flush=True)
+
+        code = reader.line("Authentication code: ")
+        if code is None:
+            raise Rejected(
+                "no authentication code was given; the sign-in was not completed"
+            )
+        outcome = signin.submit_code(ctx, result.challenge, code)
+        if outcome.status == Status.REJECTED and outcome.challenge is not None:
+            # A wrong code keeps the sign-in open: ask again.
+            print(outcome.message, file=sys.stderr, flush=True)
+            result = signin.SignInResult(
+                Status.CODE_REQUIRED,
+                "Try the current code.",
+                challenge=outcome.challenge,
+            )
+            continue
+        result = outcome
+
+
+def show_enrollment(ctx: Context, challenge: str, qr_png: Path | None) -> None:
+    offer = signin.enrollment_offer(ctx, challenge)
+    say("Two-factor authentication is required. Scan this QR code with your")
+    say(
+        "authenticator app (Duo Mobile, Microsoft Authenticator, Google Authenticator, Authy)."
+    )
+    say(offer.qr_text())
+    say(f"Key URI: {offer.uri}")
+    say(f"Or type the key by hand: {offer.grouped_secret}")
+    say(f"Account: {offer.account}   Issuer: {offer.issuer}")
+    say("Some apps ask for a name for the entry: any name you will recognise works.")
+    say(f"This QR code expires at {signin.messages.format_time(offer.expires_at)}.")
+    if qr_png is not None:
+        qr_png.write_bytes(offer.qr_png())
+        say(f"QR code written to {qr_png}")
+    say("Enter the first code that the app shows to confirm.")
+
+
+def command_init_db(ctx: Context, args: argparse.Namespace) -> int:
+    say(f"Database ready: {ctx.engine.url.render_as_string(hide_password=True)}")
+    return EXIT_OK
+
+
+def command_portal_add(ctx: Context, args: argparse.Namespace) -> int:
+    portal = admin.create_portal(ctx, args.slug, args.name)
+    say(
+        f"Portal {portal.slug!r} ({portal.name}) created; two-factor authentication is off."
+    )
+    return EXIT_OK
+
+
+def command_user_add(ctx: Context, args: argparse.Namespace) -> int:
+    reader = InputReader()
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n") if line else None
+    else:
+        password = reader.secret("New password: ")
+        if reader.interactive and password != reader.secret("Repeat the password: "):
+            raise InvalidValue("the two passwords differ; nothing was changed")
+    if not password:
+        raise InvalidValue("no password was given; nothing was changed")
+    admin.add_user(ctx, args.portal, args.username, password, args.profile)
+    say(f"User {args.username!r} added to portal {args.portal!r} as {args.profile}.")
+    return EXIT_OK
+
+
+def command_login(ctx: Context, args: argparse.Namespace) -> int:
+    result = sign_in(ctx, InputReader(), args.portal, args.username, args.qr_png)
+    user = signin.current_user(ctx, result.session)
+    method = "password and code" if user.with_code else "password"
+    say(f"Signed in as {user.username!r} to portal {user.portal_slug!r} with {method}.")
+    signin.sign_out(ctx, result.session)
+    return EXIT_OK
+
+
+def command_settings(ctx: Context, args: argparse.Namespace) -> int:
+    if args.two_factor is None and args.window is None:
+        raise InvalidValue("nothing to change: give --two-factor on|off or --window N")
+    result = sign_in(ctx, InputReader(), args.portal, args.acting_user)
+    try:
+        if args.two_factor is not None:
+            change = admin.set_two_factor(
+                ctx, result.session, args.portal, args.two_factor == "on"
+            )
+            state = "on" if change.enabled else "off"
+            if not change.changed:
+                say(f"Two-factor authentication was already {state}; nothing changed.")
+            elif change.enabled:
+                say(
+                    "Two-factor authentication is on: every internal user enrolls "
+                    "at the next sign-in."
+                )
+            else:
+                say(
+                    "Two-factor authentication is off: "
+                    f"{change.revoked} enrollment(s) revoked."
+                )
+        if args.window is not None:
+            admin.set_window(ctx, result.session, args.portal, args.window)
+            say(f"Window set to {args.window} time step(s) on either side.")
+    finally:
+        signin.sign_out(ctx, result.session)
+    return EXIT_OK
+
+
+def command_reset(ctx: Context, args: argparse.Namespace) -> int:
+    result = sign_in(ctx, InputReader(), args.portal, args.acting_user)
+    try:
+        reset = admin.reset_enrollment(
+            ctx, result.session, args.portal, args.target, args.reason
+        )
+    finally:
+        signin.sign_out(ctx, result.session)
+    say(f"Enrollment of {reset.target!r} reset; they enroll again at the next sign-in.")
+    return EXIT_OK
+
+
+def command_support_reset(ctx: Context, args: argparse.Namespace) -> int:
+    reset = admin.support_reset(
+        ctx, args.operator, args.ticket, args.portal, args.target
+    )
+    say(
+        f"Support reset of {reset.target!r} in portal {args.portal!r} recorded under "
+        f"ticket {args.ticket}; they enroll again at the next sign-in."
+    )
+    return EXIT_OK
+
+
+def command_audit(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.engine.connect() as connection:
+        portal_id = admin.portal_settings(ctx, args.portal).portal_id
+        events = audit.recent_events(connection, portal_id, args.limit)
+    events.reverse()
+    if args.json:
+        say(json.dumps([event.model_dump() for event in events], indent=2))
+        return EXIT_OK
+    for event in events:
+        parts = [
+            signin.messages.format_time(event.at),
+            event.event,
+            event.outcome,
+            f"actor={event.actor_kind}:{event.actor or '-'}",
+            f"target={event.target or '-'}",
+        ]
+        if event.reason:
+            parts.append(f"reason={event.reason}")
+        if event.detail:
+            parts.append(event.detail)
+        say("  ".join(parts))
+    return EXIT_OK
+
+
+def command_demo_seed(ctx: Context, args: argparse.Namespace) -> int:
+    created = demo.seed_demo(ctx)
+    say("Demo data created." if created else "Demo data already present.")
+    say(demo.describe_demo())
+    return EXIT_OK
+
+
+def command_dashboard(ctx: Context, args: argparse.Namespace) -> int:
+    """Seed the demo portal when the database has none, then run Streamlit in this process."""
+    if demo.seed_demo(ctx):
+        say("Demo data created.")
+    say(demo.describe_demo())
+    ctx.engine.dispose()
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    say(f"Dashboard: http://{args.address}:{args.port}")
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.address",
+            args.address,
+            "--server.port",
+            str(args.port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+    )
+    return EXIT_OK  # not reached: execvp replaces the process
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twofa",
+        description="Two-factor sign-in (TOTP) for the internal users of billing portals. "
+        "The database is TWOFA_DATABASE_URL, or an SQLite file in TWOFA_DATA_DIR (./data).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "init-db", help="create or upgrade the database schema"
+    ).set_defaults(handler=command_init_db)
+
+    portal = commands.add_parser("portal", help="manage portals")
+    portal_commands = portal.add_subparsers(dest="portal_command", required=True)
+    portal_add = portal_commands.add_parser("add", help="create a portal")
+    portal_add.add_argument("slug", help="short name in URLs, such as acme")
+    portal_add.add_argument(
+        "--name", required=True, help="name shown as issuer in the app"
+    )
+    portal_add.set_defaults(handler=command_portal_add)
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add", help="add a user to a portal")
+    user_add.add_argument("portal")
+    user_add.add_argument("username")
+    user_add.add_argument(
+        "--profile",
+        required=True,
+        choices=[*admin.PROFILE_NAMES, "customer"],
+        help="internal profile, or customer",
+    )
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    user_add.set_defaults(handler=command_user_add)
+
+    login = commands.add_parser(
+        "login", help="sign in with password and code; enroll if needed"
+    )
+    login.add_argument("portal")
+    login.add_argument("username")
+    login.add_argument(
+        "--qr-png", type=Path, metavar="FILE", help="also write the QR as PNG"
+    )
+    login.set_defaults(handler=command_login)
+
+    settings = commands.add_parser(
+        "settings", help="change a portal's two-factor settings"
+    )
+    settings.add_argument("portal")
+    settings.add_argument("--two-factor", choices=["on", "off"])
+    settings.add_argument(
+        "--window", type=int, help="time steps accepted on either side of ours (0 to 3)"
+    )
+    settings.add_argument(
+        "--as",
+        dest="acting_user",
+        required=True,
+        metavar="USERNAME",
+        help="Master Admin who signs in to make the change",
+    )
+    settings.set_defaults(handler=command_settings)
+
+    reset = commands.add_parser(
+        "reset", help="reset another internal user's enrollment"
+    )
+    reset.add_argument("portal")
+    reset.add_argument("target", help="username whose enrollment is reset")
+    reset.add_argument("--as", dest="acting_user", required=True, metavar="USERNAME")
+    reset.add_argument("--reason", help="why, for the audit log")
+    reset.set_defaults(handler=command_reset)
+
+    support = commands.add_parser("support", help="vendor support actions")
+    support_commands = support.add_subparsers(dest="support_command", required=True)
+    support_reset = support_commands.add_parser(
+        "reset", help="guided reset, for example of a locked-out last Master Admin"
+    )
+    support_reset.add_argument("portal")
+    support_reset.add_argument("target")
+    support_reset.add_argument("--ticket", required=True, help="support ticket id")
+    support_reset.add_argument(
+        "--operator", required=True, help="support operator's name"
+    )
+    support_reset.set_defaults(handler=command_support_reset)
+
+    audit_parser = commands.add_parser("audit", help="show a portal's audit log")
+    audit_parser.add_argument("portal")
+    audit_parser.add_argument("--json", action="store_true", help="print JSON")
+    audit_parser.add_argument(
+        "--limit", type=positive_int, default=50, help="newest N events (default 50)"
+    )
+    audit_parser.set_defaults(handler=command_audit)
+
+    commands.add_parser(
+        "demo-seed", help="create the demo portal and users"
+    ).set_defaults(handler=command_demo_seed)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="seed demo data and start the dashboard"
+    )
+    dashboard.add_argument("--address", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.set_defaults(handler=command_dashboard)
+    return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("TWOFA_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    try:
+        ctx = open_context()
+    except KeyProblem as error:
+        print(f"twofa: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+
+    try:
+        return args.handler(ctx, args)
+    except Rejected as error:
+        print(f"twofa: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    except (InvalidValue, NotFound) as error:
+        print(f"twofa: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AlreadyExists, PermissionDenied, KeyProblem) as error:
+        print(f"twofa: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    except TwoFactorError as error:
+        print(f"twofa: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    except KeyboardInterrupt:
+        print("twofa: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ctx.engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
