@@ -470,13 +470,8 @@ def _require_master_admin(
     if actor.portal_id != portal.id:
         _refuse(actor, portal, action, f"you are not a user of portal {portal.slug!r}")
     if actor.profile != Profile.MASTER_ADMIN:
-        label = (
-            PROFILE_LABELS.get(actor.profile, "Customer")
-            if actor.profile
-            else "Customer"
-        )
+        label = PROFILE_LABELS.get(actor.profile, "Customer")
         _refuse(
-            ctx,
             actor,
             portal,
             action,

@@ -429,6 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("twofa: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        # One line for the person; the traceback only with TWOFA_LOG_LEVEL=DEBUG.
+        log.debug("command %s failed", args.command, exc_info=True)
+        print(
+            f"twofa: internal error ({type(error).__name__}); "
+            "run again with TWOFA_LOG_LEVEL=DEBUG for details",
+            file=sys.stderr,
+        )
+        return EXIT_REJECTED
     finally:
         ctx.engine.dispose()
 

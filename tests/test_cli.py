@@ -1,0 +1,235 @@
+"""The twofa command line, driven as a person would, with oathtool as the authenticator."""
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.helpers import PASSWORDS, SEEN
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("oathtool") is None,
+    reason="oathtool is not installed (apt install oathtool)",
+)
+
+TWOFA = [sys.executable, "-m", "core.cli"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    environment = dict(os.environ)
+    environment.pop("TWOFA_DATABASE_URL", None)
+    environment.pop("TWOFA_SECRET_KEY", None)
+    environment["TWOFA_DATA_DIR"] = str(tmp_path / "data")
+    return environment
+
+
+def twofa(env, *args, stdin=""):
+    return subprocess.run(
+        [*TWOFA, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def oathtool(secret, at=None):
+    command = ["oathtool", "--totp", "-b", secret]
+    if at is not None:
+        command += ["-N", f"@{at}"]
+    code = subprocess.run(
+        command, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    SEEN.codes.add(code)
+    return code
+
+
+@pytest.fixture
+def acme(env):
+    assert twofa(env, "portal", "add", "acme", "--name", "Acme Billing").returncode == 0
+    for username, profile in [("boss", "master-admin"), ("sam@acme.test", "standard")]:
+        done = twofa(
+            env,
+            "user",
+            "add",
+            "acme",
+            username,
+            "--profile",
+            profile,
+            "--password-stdin",
+            stdin=PASSWORDS[username] + "\n",
+        )
+        assert done.returncode == 0, done.stderr
+    done = twofa(
+        env,
+        "settings",
+        "acme",
+        "--two-factor",
+        "on",
+        "--as",
+        "boss",
+        stdin=PASSWORDS["boss"] + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every internal user enrolls" in done.stdout
+    return env
+
+
+def enroll_interactively(env, username, qr_png):
+    """Run `twofa login`, read the URI it prints, and answer with an oathtool code."""
+    process = subprocess.Popen(
+        [*TWOFA, "login", "acme", username, "--qr-png", str(qr_png)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    process.stdin.write(PASSWORDS[username] + "\n")
+    process.stdin.flush()
+    uri = None
+    printed = []
+    for line in process.stdout:
+        printed.append(line)
+        if line.startswith("Key URI: "):
+            uri = line.removeprefix("Key URI: ").strip()
+        if line.startswith("Enter the first code"):
+            break
+    assert uri is not None, "".join(printed)
+    secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+    SEEN.add_secret(secret)
+    output, errors = process.communicate(oathtool(secret) + "\n", timeout=60)
+    return process.returncode, uri, secret, "".join(printed) + output, errors
+
+
+def test_enroll_and_sign_in_with_oathtool_codes(acme, tmp_path):
+    qr_png = tmp_path / "qr.png"
+    status, uri, secret, output, errors = enroll_interactively(
+        acme, "sam@acme.test", qr_png
+    )
+    assert status == 0, errors
+    assert "Signed in as 'sam@acme.test'" in output
+    assert re.search(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", output), "grouped secret missing"
+    assert "█" in output, "terminal QR missing"
+
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_png.read_bytes())))
+    assert [result.text for result in decoded] == [uri]
+
+    next_step = oathtool(secret, at=int(time.time()) + 30)
+    later = twofa(
+        acme,
+        "login",
+        "acme",
+        "sam@acme.test",
+        stdin=f"{PASSWORDS['sam@acme.test']}\n{next_step}\n",
+    )
+    assert later.returncode == 0, later.stderr
+    assert "with password and code" in later.stdout
+
+    replay = twofa(
+        acme,
+        "login",
+        "acme",
+        "sam@acme.test",
+        stdin=f"{PASSWORDS['sam@acme.test']}\n{next_step}\n",
+    )
+    assert replay.returncode == 1
+    assert "already used" in replay.stderr
+
+
+def test_wrong_password_exits_one(acme):
+    done = twofa(acme, "login", "acme", "sam@acme.test", stdin="not-the-password\n")
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == "twofa: The portal, username or password is not correct."
+    )
+
+
+def test_settings_by_a_standard_user_is_rejected(acme, tmp_path):
+    status, _, secret, _, errors = enroll_interactively(
+        acme, "sam@acme.test", tmp_path / "q.png"
+    )
+    assert status == 0, errors
+    code = oathtool(secret, at=int(time.time()) + 30)
+    done = twofa(
+        acme,
+        "settings",
+        "acme",
+        "--two-factor",
+        "off",
+        "--as",
+        "sam@acme.test",
+        stdin=f"{PASSWORDS['sam@acme.test']}\n{code}\n",
+    )
+    assert done.returncode == 1
+    assert "lacks the privilege" in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["portal", "add", "Bad Slug", "--name", "X"],
+        ["portal", "add", "acme2", "--name", "A: B"],
+        ["user", "add", "acme", "x", "--profile", "superuser", "--password-stdin"],
+        [
+            "support",
+            "reset",
+            "acme",
+            "sam@acme.test",
+            "--ticket",
+            "",
+            "--operator",
+            "Jo",
+        ],
+        ["support", "reset", "acme", "nobody", "--ticket", "T-1", "--operator", "Jo"],
+        ["audit", "acme", "--limit", "0"],
+        ["audit", "nowhere"],
+        ["nonsense"],
+        [],
+    ],
+)
+def test_bad_usage_exits_two(acme, args):
+    done = twofa(acme, *args, stdin="Some-pass-1\n")
+    assert done.returncode == 2, (args, done.stdout, done.stderr)
+    assert done.stderr.strip(), "no message on stderr"
+    assert "Traceback" not in done.stderr
+
+
+def test_support_reset_and_audit_json(acme, tmp_path):
+    status, *_ = enroll_interactively(acme, "boss", tmp_path / "q.png")
+    assert status == 0
+    done = twofa(
+        acme,
+        "support",
+        "reset",
+        "acme",
+        "boss",
+        "--ticket",
+        "SUP-77",
+        "--operator",
+        "Jo Ops",
+    )
+    assert done.returncode == 0, done.stderr
+
+    listing = twofa(acme, "audit", "acme", "--json", "--limit", "5")
+    assert listing.returncode == 0
+    assert '"event": "support_reset"' in listing.stdout
+    assert '"ticket": \\"SUP-77\\"' in listing.stdout or "SUP-77" in listing.stdout
+
+
+def test_demo_seed_prints_sign_in_details(env):
+    done = twofa(env, "demo-seed")
+    assert done.returncode == 0, done.stderr
+    assert "owner" in done.stdout
+    again = twofa(env, "demo-seed")
+    assert "already present" in again.stdout
