@@ -436,7 +436,7 @@ def support_reset(
 
 def master_admin_count(ctx: Context, portal_slug: str) -> int:
     """Count the active Master Admins of a portal."""
-    with Session(ctx.engine) as session:
+    with Session(ctx.reader) as session:
         portal = _portal(session, portal_slug)
         return session.exec(
             select(func.count()).where(
@@ -448,7 +448,7 @@ def master_admin_count(ctx: Context, portal_slug: str) -> int:
 
 
 def portal_settings(ctx: Context, portal_slug: str) -> SecuritySettings:
-    with Session(ctx.engine) as session:
+    with Session(ctx.reader) as session:
         portal = _portal(session, portal_slug)
         settings = session.get(SecuritySettings, portal.id)
         session.expunge(settings)

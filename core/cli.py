@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core import admin, audit, demo, signin
+from core import admin, audit, demo, messages, signin
 from core.context import Context, open_context
 from core.errors import (
     AlreadyExists,
@@ -121,7 +121,7 @@ def show_enrollment(ctx: Context, challenge: str, qr_png: Path | None) -> None:
     say(f"Or type the key by hand: {offer.grouped_secret}")
     say(f"Account: {offer.account}   Issuer: {offer.issuer}")
     say("Some apps ask for a name for the entry: any name you will recognise works.")
-    say(f"This QR code expires at {signin.messages.format_time(offer.expires_at)}.")
+    say(f"This QR code expires at {messages.format_time(offer.expires_at)}.")
     if qr_png is not None:
         qr_png.write_bytes(offer.qr_png())
         say(f"QR code written to {qr_png}")
@@ -220,7 +220,7 @@ def command_support_reset(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def command_audit(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.engine.connect() as connection:
+    with ctx.reader.connect() as connection:
         portal_id = admin.portal_settings(ctx, args.portal).portal_id
         events = audit.recent_events(connection, portal_id, args.limit)
     events.reverse()
@@ -229,7 +229,7 @@ def command_audit(ctx: Context, args: argparse.Namespace) -> int:
         return EXIT_OK
     for event in events:
         parts = [
-            signin.messages.format_time(event.at),
+            messages.format_time(event.at),
             event.event,
             event.outcome,
             f"actor={event.actor_kind}:{event.actor or '-'}",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, select
 
 from core import db
 from core.clock import Clock, SystemClock
@@ -29,6 +30,11 @@ class Context:
     def now(self) -> int:
         return self.clock.now()
 
+    @functools.cached_property
+    def reader(self) -> Engine:
+        """The engine for transactions that only read (no write lock on SQLite)."""
+        return db.read_only(self.engine)
+
 
 def _count_secrets(engine: Engine) -> int:
     with engine.connect() as connection:
@@ -48,7 +54,7 @@ def _check_key(engine: Engine, box: SecretBox) -> None:
         if token is None:
             token = connection.scalar(
                 select(SupportOperator.secret_encrypted)
-                .where(or_(SupportOperator.secret_encrypted.is_not(None)))
+                .where(SupportOperator.secret_encrypted.is_not(None))
                 .limit(1)
             )
     if token is not None:

@@ -18,6 +18,9 @@ DATABASE_URL_VARIABLE = "TWOFA_DATABASE_URL"
 DATA_DIR_VARIABLE = "TWOFA_DATA_DIR"
 DATABASE_FILE_NAME = "twofa.sqlite3"
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Execution option for engines whose transactions only read: on SQLite they
+# begin without taking the write lock.
+READ_ONLY_OPTION = "twofa_read_only"
 
 
 def data_dir() -> Path:
@@ -48,6 +51,7 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
 
     BEGIN IMMEDIATE makes two writers queue up instead of both reading and
     then failing to upgrade their lock, which is how SQLite reports a deadlock.
+    Transactions on an engine with READ_ONLY_OPTION begin deferred instead.
     """
 
     @event.listens_for(engine, "connect")
@@ -63,7 +67,10 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_database_engine(url: str | None = None) -> Engine:
@@ -88,6 +95,11 @@ def create_database_engine(url: str | None = None) -> Engine:
     )
     _configure_sqlite(engine, in_memory=False)
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """Return a view of ``engine`` for transactions that only read; it shares the pool."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def upgrade_schema(engine: Engine) -> None:

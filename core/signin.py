@@ -125,7 +125,7 @@ def submit_password(
     """Check the password and say what the sign-in needs next."""
     now = ctx.now()
 
-    with Session(ctx.engine) as session:
+    with Session(ctx.reader) as session:
         row = session.exec(
             select(Portal, User)
             .join(User, User.portal_id == Portal.id)
@@ -234,7 +234,7 @@ def submit_password(
 def enrollment_offer(ctx: Context, challenge: str) -> EnrollmentOffer:
     """Return the pending secret as URI, QR and grouped text; the same on every call."""
     now = ctx.now()
-    with Session(ctx.engine) as session:
+    with Session(ctx.reader) as session:
         row = session.exec(
             select(Enrollment, User, Portal)
             .join(SignInChallenge, SignInChallenge.user_id == Enrollment.user_id)
@@ -392,7 +392,7 @@ def _submit_code(ctx: Context, challenge: str, code: object, now: int) -> SignIn
 
 def current_user(ctx: Context, session_token: str | None) -> SignedInUser:
     """Return the user of a live session; raise NotSignedIn otherwise."""
-    with Session(ctx.engine) as session:
+    with Session(ctx.reader) as session:
         return signed_in_user(session, session_token, ctx.now())
 
 
