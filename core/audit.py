@@ -54,6 +54,11 @@ class Actor:
 
 SYSTEM = Actor("system")
 
+# Built once, because building a new insert() for every row and computing its
+# SQLAlchemy cache key cost more than writing the row. The keys of the
+# parameter dict choose the columns.
+_INSERT_EVENT = insert(AuditEvent.__table__)
+
 
 def record(
     connection: Connection,
@@ -73,18 +78,19 @@ def record(
     ``detail`` holds counts, ids, settings and ticket references only.
     """
     connection.execute(
-        insert(AuditEvent).values(
-            at=at,
-            portal_id=portal_id,
-            portal_slug=portal_slug,
-            actor_kind=actor.kind,
-            actor=actor.name,
-            target=target,
-            event=str(event),
-            outcome=str(outcome),
-            reason=reason,
-            detail=json.dumps(detail, sort_keys=True) if detail else None,
-        )
+        _INSERT_EVENT,
+        {
+            "at": at,
+            "portal_id": portal_id,
+            "portal_slug": portal_slug,
+            "actor_kind": actor.kind,
+            "actor": actor.name,
+            "target": target,
+            "event": str(event),
+            "outcome": str(outcome),
+            "reason": reason,
+            "detail": json.dumps(detail, sort_keys=True) if detail else None,
+        },
     )
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, Update, bindparam, update
 
 from core import audit, totp
 from core.codes import FormatProblem, normalise_code
-from core.models import CodeThrottle, Enrollment
+from core.models import CodeThrottle, Enrollment, EnrollmentStatus
 
 # Consecutive wrong codes before code entry locks, and the lock that follows:
 # 30 s, doubling with every further wrong code, at most 15 minutes.
@@ -60,6 +60,52 @@ class Verdict:
     locked_until: int = 0
 
 
+# The statements of a code check are built once, at import, because building a
+# statement and computing its SQLAlchemy cache key on every check cost more than
+# the SQLite work. Bind names never equal a column name, because SQLAlchemy
+# reserves column names for the values of an UPDATE.
+_enrollment = Enrollment.__table__
+_throttle = CodeThrottle.__table__
+
+
+def _claim_step_statement(activate: bool) -> Update:
+    """Build the replay guard, which moves ``last_step`` forward only while it is below ``new_step``."""
+    values = {"last_step": bindparam("new_step"), "drift": bindparam("new_drift")}
+    if activate:
+        values.update(
+            status=EnrollmentStatus.ACTIVE.value, confirmed_at=bindparam("now")
+        )
+    return (
+        update(_enrollment)
+        .where(
+            _enrollment.c.id == bindparam("enrollment_id"),
+            _enrollment.c.status == bindparam("expected_status"),
+            _enrollment.c.last_step < bindparam("new_step"),
+        )
+        .values(**values)
+    )
+
+
+_CLAIM_STEP = _claim_step_statement(activate=False)
+_CLAIM_STEP_AND_ACTIVATE = _claim_step_statement(activate=True)
+_COUNT_FAILURE = (
+    update(_throttle)
+    .where(_throttle.c.user_id == bindparam("throttled_user_id"))
+    .values(failures=_throttle.c.failures + 1, last_failure_at=bindparam("now"))
+    .returning(_throttle.c.failures)
+)
+_LOCK = (
+    update(_throttle)
+    .where(_throttle.c.user_id == bindparam("throttled_user_id"))
+    .values(locked_until=bindparam("lock_end"))
+)
+_CLEAR_FAILURES = (
+    update(_throttle)
+    .where(_throttle.c.user_id == bindparam("throttled_user_id"))
+    .values(failures=0, locked_until=0)
+)
+
+
 def lock_seconds(failures: int) -> int:
     """Return how long code entry locks after ``failures`` consecutive wrong codes (0: no lock)."""
     if failures < LOCK_AFTER_FAILURES:
@@ -98,30 +144,19 @@ def match_step(check: CodeCheck, code: str, now: int) -> tuple[int, int] | None:
 def record_failure(connection: Connection, user_id: int, now: int) -> tuple[int, int]:
     """Count one wrong code atomically and lock when due; return (failures, locked_until)."""
     failures = connection.execute(
-        update(CodeThrottle)
-        .where(CodeThrottle.user_id == user_id)
-        .values(failures=CodeThrottle.failures + 1, last_failure_at=now)
-        .returning(CodeThrottle.failures)
+        _COUNT_FAILURE, {"throttled_user_id": user_id, "now": now}
     ).scalar_one()
 
     seconds = lock_seconds(failures)
     if not seconds:
         return failures, 0
     locked_until = now + seconds
-    connection.execute(
-        update(CodeThrottle)
-        .where(CodeThrottle.user_id == user_id)
-        .values(locked_until=locked_until)
-    )
+    connection.execute(_LOCK, {"throttled_user_id": user_id, "lock_end": locked_until})
     return failures, locked_until
 
 
 def clear_failures(connection: Connection, user_id: int) -> None:
-    connection.execute(
-        update(CodeThrottle)
-        .where(CodeThrottle.user_id == user_id)
-        .values(failures=0, locked_until=0)
-    )
+    connection.execute(_CLEAR_FAILURES, {"throttled_user_id": user_id})
 
 
 def verify_code(
@@ -175,17 +210,15 @@ def verify_code(
         return _reject(connection, check, now, Rejection.REPLAY, audit_fields)
 
     drift = max(-check.drift_limit, min(check.drift_limit, offset))
-    values: dict[str, object] = {"last_step": step, "drift": drift}
-    if activate:
-        values.update(status="active", confirmed_at=now)
     claimed = connection.execute(
-        update(Enrollment)
-        .where(
-            Enrollment.id == check.enrollment_id,
-            Enrollment.status == check.expected_status,
-            Enrollment.last_step < step,
-        )
-        .values(**values)
+        _CLAIM_STEP_AND_ACTIVATE if activate else _CLAIM_STEP,
+        {
+            "enrollment_id": check.enrollment_id,
+            "expected_status": check.expected_status,
+            "new_step": step,
+            "new_drift": drift,
+            "now": now,
+        },
     ).rowcount
     if claimed != 1:
         # Another server accepted this step or a later one first.
