@@ -6,10 +6,11 @@ import enum
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 from sqlmodel import Session, select
 
 from core.models import AuditEvent
+from core.prepared import Prepared, Raw
 
 
 class Event(enum.StrEnum):
@@ -54,14 +55,31 @@ class Actor:
 
 SYSTEM = Actor("system")
 
-# Built once, because building a new insert() for every row and computing its
-# SQLAlchemy cache key cost more than writing the row. The keys of the
-# parameter dict choose the columns.
-_INSERT_EVENT = insert(AuditEvent.__table__)
+# Run through core.prepared, because the SQLAlchemy layer around a statement
+# cost more than writing the row.
+_INSERT_EVENT = Prepared(
+    insert(AuditEvent.__table__).values(
+        {
+            column: bindparam(f"new_{column}")
+            for column in (
+                "at",
+                "portal_id",
+                "portal_slug",
+                "actor_kind",
+                "actor",
+                "target",
+                "event",
+                "outcome",
+                "reason",
+                "detail",
+            )
+        }
+    )
+)
 
 
 def record(
-    connection: Connection,
+    connection: Connection | Raw,
     at: int,
     event: Event,
     outcome: Outcome,
@@ -77,19 +95,19 @@ def record(
 
     ``detail`` holds counts, ids, settings and ticket references only.
     """
-    connection.execute(
-        _INSERT_EVENT,
+    _INSERT_EVENT.execute(
+        Raw.of(connection),
         {
-            "at": at,
-            "portal_id": portal_id,
-            "portal_slug": portal_slug,
-            "actor_kind": actor.kind,
-            "actor": actor.name,
-            "target": target,
-            "event": str(event),
-            "outcome": str(outcome),
-            "reason": reason,
-            "detail": json.dumps(detail, sort_keys=True) if detail else None,
+            "new_at": at,
+            "new_portal_id": portal_id,
+            "new_portal_slug": portal_slug,
+            "new_actor_kind": actor.kind,
+            "new_actor": actor.name,
+            "new_target": target,
+            "new_event": str(event),
+            "new_outcome": str(outcome),
+            "new_reason": None if reason is None else str(reason),
+            "new_detail": json.dumps(detail, sort_keys=True) if detail else None,
         },
     )
 

@@ -35,6 +35,17 @@ class Context:
         """The engine for transactions that only read (no write lock on SQLite)."""
         return db.read_only(self.engine)
 
+    @functools.cached_property
+    def pinned(self) -> db.PinnedConnections:
+        """Per-thread connections for the code check, outside the pool."""
+        return db.PinnedConnections(self.engine)
+
+    def close(self) -> None:
+        """Close the pinned connections and every pooled connection."""
+        if "pinned" in self.__dict__:
+            self.pinned.close()
+        self.engine.dispose()
+
 
 def _count_secrets(engine: Engine) -> int:
     with engine.connect() as connection:

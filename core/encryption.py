@@ -7,6 +7,7 @@ holds no encrypted secret, so a lost key is never silently replaced.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -42,6 +43,18 @@ class SecretBox:
         return self._fernet.encrypt(secret)
 
     def decrypt(self, token: bytes) -> bytes:
+        """Decrypt a stored secret, from memory when the same token was decrypted lately.
+
+        Every code check decrypts, and Fernet's HMAC and AES cost about as much
+        as the rest of the check. The cache is keyed by the token, so a new or
+        re-encrypted secret is never served from an old entry.
+        """
+        # NOTE: decrypted secrets of recent checks stay in this process's memory,
+        # which also holds the key that decrypts every stored secret.
+        return self._decrypt_cached(bytes(token))
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one SecretBox lives as long as its process)
+    def _decrypt_cached(self, token: bytes) -> bytes:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as error:

@@ -6,7 +6,6 @@ Times are integer Unix seconds. A time step is ``(now - t0) // period``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import struct
@@ -16,11 +15,7 @@ DEFAULT_PERIOD = 30
 DEFAULT_ALGORITHM = "sha1"
 SECRET_BYTES = 20  # 160 bits, the length RFC 4226 recommends
 
-ALGORITHMS = {
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha512": hashlib.sha512,
-}
+ALGORITHMS = ("sha1", "sha256", "sha512")
 
 
 def generate_secret() -> bytes:
@@ -47,9 +42,11 @@ def hotp(
     algorithm: str = DEFAULT_ALGORITHM,
 ) -> str:
     """Compute the HOTP value of ``counter`` as a zero-padded decimal string."""
-    digest = hmac.new(
-        secret, struct.pack(">Q", counter), ALGORITHMS[algorithm]
-    ).digest()
+    if algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
+        )
+    digest = hmac.digest(secret, struct.pack(">Q", counter), algorithm)
 
     # Dynamic truncation: the low nibble of the last byte picks four bytes.
     offset = digest[-1] & 0x0F
