@@ -447,6 +447,15 @@ def master_admin_count(ctx: Context, portal_slug: str) -> int:
         ).one()
 
 
+def list_portals(ctx: Context) -> list[Portal]:
+    """Return every portal, ordered by slug."""
+    with Session(ctx.reader) as session:
+        portals = list(session.exec(select(Portal).order_by(Portal.slug)))
+        for portal in portals:
+            session.expunge(portal)
+        return portals
+
+
 def portal_settings(ctx: Context, portal_slug: str) -> SecuritySettings:
     with Session(ctx.reader) as session:
         portal = _portal(session, portal_slug)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from core import db
+from core import admin, db
 from core.context import Context, open_context
-from core.models import Portal
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +29,4 @@ def _open_context(url: str) -> Context:
 
 def has_portal(ctx: Context) -> bool:
     """Return True when the database contains at least one portal."""
-    # NOTE: the core has no call that lists or counts portals, so this reads the table.
-    with ctx.engine.connect() as connection:
-        return connection.scalar(select(Portal.id).limit(1)) is not None
+    return bool(admin.list_portals(ctx))

@@ -59,7 +59,9 @@ def test_same_code_from_sixteen_instances_is_accepted_once(ctx, clock, db_url):
     statuses = [result.status for result in results]
     assert statuses.count(Status.SIGNED_IN) == 1, statuses
     # The others are replays; after five of them code entry locks.
-    assert statuses.count(Status.REJECTED) + statuses.count(Status.LOCKED) == WORKERS - 1
+    assert (
+        statuses.count(Status.REJECTED) + statuses.count(Status.LOCKED) == WORKERS - 1
+    )
     with Session(ctx.engine) as session:
         last_step = session.exec(select(Enrollment.last_step)).one()
         failures = session.exec(
