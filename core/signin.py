@@ -233,6 +233,8 @@ def submit_password(
 
 def enrollment_offer(ctx: Context, challenge: str) -> EnrollmentOffer:
     """Return the pending secret as URI, QR and grouped text; the same on every call."""
+    if not isinstance(challenge, str) or not challenge:
+        raise NotSignedIn("this sign-in has no pending enrollment; sign in again")
     now = ctx.now()
     with Session(ctx.reader) as session:
         row = session.exec(
