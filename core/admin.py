@@ -1,9 +1,10 @@
-"""Portals, users, the two-factor switch, resets and support resets.
+"""Portals, users, the two-factor switch and resets by a Master Admin.
 
-Every privileged call checks the actor here, in the core: the switch and the
-window need a Master Admin of the same portal; a reset needs a Master Admin of
-the same portal acting on another internal user; a support reset needs an
-operator name and a ticket. Each refusal is audited and raises PermissionDenied.
+Every privileged call checks the actor here, in the core. The switch, the
+window and the user list need a Master Admin of the same portal. A reset needs
+a Master Admin of the same portal acting on another internal user. Each
+refusal is audited and raises PermissionDenied. Support resets live in
+core.support.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core import audit, provisioning
+from core import audit, provisioning, totp
 from core.context import Context
 from core.errors import AlreadyExists, InvalidValue, NotFound, PermissionDenied
 from core.models import (
@@ -40,8 +41,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}")
-OPERATOR_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@ -]{0,99}")
 MAX_WINDOW = 3
 MAX_DRIFT_LIMIT = 10
 MAX_REASON_CHARS = 500
@@ -178,7 +177,7 @@ def set_portal_name(ctx: Context, slug: str, name: str) -> None:
     """Rename a portal (the issuer that authenticator apps show)."""
     provisioning.check_label("portal name", name)
     with Session(ctx.engine) as session, session.begin():
-        portal = _portal(session, slug)
+        portal = find_portal(session, slug)
         portal.name = name.strip()
 
 
@@ -200,7 +199,7 @@ def add_user(
     now = ctx.now()
     try:
         with Session(ctx.engine) as session, session.begin():
-            portal = _portal(session, portal_slug)
+            portal = find_portal(session, portal_slug)
             user = User(
                 portal_id=portal.id,
                 username=username,
@@ -316,7 +315,7 @@ def set_drift_limit(ctx: Context, portal_slug: str, drift_limit: int) -> None:
             f"drift limit {drift_limit!r} is out of range: use 0 to {MAX_DRIFT_LIMIT} steps"
         )
     with Session(ctx.engine) as session, session.begin():
-        portal = _portal(session, portal_slug)
+        portal = find_portal(session, portal_slug)
         session.get(SecuritySettings, portal.id).drift_limit = drift_limit
 
 
@@ -355,7 +354,7 @@ def reset_enrollment(
         if refusal is not None:
             _refuse(actor, portal, "reset enrollment", refusal, target_username)
 
-        revoked = _reset_user(session.connection(), target.id, now)
+        revoked = reset_user_state(session.connection(), target.id, now)
         audit.record(
             session.connection(),
             now,
@@ -371,73 +370,10 @@ def reset_enrollment(
         return ResetResult(target.username, revoked)
 
 
-def support_reset(
-    ctx: Context,
-    operator: str,
-    ticket: str,
-    portal_slug: str,
-    target_username: str,
-    checklist: dict[str, bool] | None = None,
-) -> ResetResult:
-    """Reset one internal user's enrollment on behalf of the vendor's support.
-
-    This is the way out for a locked-out last Master Admin. ``checklist``
-    records which identity checks the operator confirmed; it is audited.
-    """
-    # NOTE: the operator is named, not signed in; an operator sign-in with
-    # password and TOTP belongs to the support console.
-    if not isinstance(operator, str) or not OPERATOR_PATTERN.fullmatch(operator):
-        raise InvalidValue(
-            f"operator name {operator!r} is invalid: give the support operator's name "
-            "(letters, digits, spaces, . _ @ -)"
-        )
-    if not isinstance(ticket, str) or not TICKET_PATTERN.fullmatch(ticket):
-        raise InvalidValue(
-            f"ticket {ticket!r} is invalid: give the support ticket id "
-            "(1 to 64 letters, digits or . _ / # -)"
-        )
-    now = ctx.now()
-    with Session(ctx.engine) as session, session.begin():
-        portal = _portal(session, portal_slug)
-        target = session.exec(
-            select(User).where(
-                User.portal_id == portal.id, User.username == target_username
-            )
-        ).first()
-        if target is None:
-            raise NotFound(
-                f"user {target_username!r} was not found in portal {portal_slug!r}"
-            )
-        if target.kind != UserKind.INTERNAL:
-            raise InvalidValue(
-                f"{target_username!r} is a customer user, who never enrolls"
-            )
-
-        connection = session.connection()
-        revoked = _reset_user(connection, target.id, now)
-        audit.record(
-            connection,
-            now,
-            audit.Event.SUPPORT_RESET,
-            audit.Outcome.SUCCESS,
-            actor=audit.Actor.operator(operator),
-            portal_id=portal.id,
-            portal_slug=portal.slug,
-            target=target.username,
-            reason=f"ticket {ticket}",
-            detail={
-                "ticket": ticket,
-                "revoked_enrollments": revoked,
-                "checklist": dict(sorted((checklist or {}).items())),
-            },
-        )
-        return ResetResult(target.username, revoked)
-
-
 def master_admin_count(ctx: Context, portal_slug: str) -> int:
     """Count the active Master Admins of a portal."""
     with Session(ctx.reader) as session:
-        portal = _portal(session, portal_slug)
+        portal = find_portal(session, portal_slug)
         return session.exec(
             select(func.count()).where(
                 User.portal_id == portal.id,
@@ -445,6 +381,81 @@ def master_admin_count(ctx: Context, portal_slug: str) -> int:
                 User.active,
             )
         ).one()
+
+
+@dataclass(frozen=True)
+class UserState:
+    """One user's enrollment state as the user list shows it, without any secret."""
+
+    username: str
+    kind: str
+    profile: str  # label, such as "Master Admin", or "Customer"
+    active: bool
+    state: str  # not affected, not enrolled, pending, active
+    pending_since: int | None
+    active_since: int | None
+    last_code_at: int | None  # start of the last accepted time step
+    drift: int | None
+    failures: int
+    locked_until: int | None
+
+
+def user_states(session: Session, portal_id: int, now: int) -> list[UserState]:
+    """Return every user of a portal with the state of their live enrollment."""
+    rows = session.exec(
+        select(User, CodeThrottle, Enrollment)
+        .join(CodeThrottle, CodeThrottle.user_id == User.id)
+        .join(
+            Enrollment,
+            (Enrollment.user_id == User.id) & Enrollment.status.in_(LIVE_STATUSES),
+            isouter=True,
+        )
+        .where(User.portal_id == portal_id)
+        .order_by(User.kind.desc(), User.username)
+    ).all()
+    states = []
+    for user, throttle, enrollment in rows:
+        if user.kind == UserKind.CUSTOMER:
+            state = "not affected"
+        elif enrollment is None:
+            state = "not enrolled"
+        elif enrollment.status == EnrollmentStatus.PENDING:
+            state = "pending" if enrollment.expires_at > now else "not enrolled"
+        else:
+            state = "active"
+        active = enrollment is not None and state == "active"
+        states.append(
+            UserState(
+                username=user.username,
+                kind=user.kind,
+                profile=PROFILE_LABELS.get(user.profile, "Customer"),
+                active=user.active,
+                state=state,
+                pending_since=enrollment.created_at if state == "pending" else None,
+                active_since=enrollment.confirmed_at if active else None,
+                last_code_at=(
+                    enrollment.last_step * totp.DEFAULT_PERIOD
+                    if active and enrollment.last_step >= 0
+                    else None
+                ),
+                drift=enrollment.drift if active else None,
+                failures=throttle.failures,
+                locked_until=throttle.locked_until
+                if throttle.locked_until > now
+                else None,
+            )
+        )
+    return states
+
+
+@_audits_refusals
+def list_users(ctx: Context, session_token: str, portal_slug: str) -> list[UserState]:
+    """Return the users of a portal with their enrollment state (Master Admin only)."""
+    with Session(ctx.engine) as session, session.begin():
+        _, portal = _require_master_admin(
+            ctx, session, session_token, portal_slug, "list users"
+        )
+        return user_states(session, portal.id, ctx.now())
 
 
 def list_portals(ctx: Context) -> list[Portal]:
@@ -458,13 +469,13 @@ def list_portals(ctx: Context) -> list[Portal]:
 
 def portal_settings(ctx: Context, portal_slug: str) -> SecuritySettings:
     with Session(ctx.reader) as session:
-        portal = _portal(session, portal_slug)
+        portal = find_portal(session, portal_slug)
         settings = session.get(SecuritySettings, portal.id)
         session.expunge(settings)
         return settings
 
 
-def _portal(session: Session, slug: str) -> Portal:
+def find_portal(session: Session, slug: str) -> Portal:
     portal = session.exec(select(Portal).where(Portal.slug == slug)).first()
     if portal is None:
         raise NotFound(f"portal {slug!r} was not found")
@@ -475,7 +486,7 @@ def _require_master_admin(
     ctx: Context, session: Session, session_token: str, portal_slug: str, action: str
 ) -> tuple[SignedInUser, Portal]:
     actor = signed_in_user(session, session_token, ctx.now())
-    portal = _portal(session, portal_slug)
+    portal = find_portal(session, portal_slug)
     if actor.portal_id != portal.id:
         _refuse(actor, portal, action, f"you are not a user of portal {portal.slug!r}")
     if actor.profile != Profile.MASTER_ADMIN:
@@ -523,7 +534,7 @@ def _revoke_portal(connection, portal_id: int, now: int) -> int:
     return revoked
 
 
-def _reset_user(connection, user_id: int, now: int) -> int:
+def reset_user_state(connection, user_id: int, now: int) -> int:
     """Revoke one user's live enrollment, open challenges and code lock."""
     revoked = connection.execute(
         update(Enrollment)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from core.models import AuditEvent
 from core.prepared import Prepared, Raw
@@ -30,6 +30,9 @@ class Event(enum.StrEnum):
     CODE_LOCKED = "code_locked"
     SUPPORT_RESET = "support_reset"
     ACTION_REJECTED = "action_rejected"
+    OPERATOR_ADDED = "operator_added"
+    OPERATOR_CONFIRMED = "operator_confirmed"
+    OPERATOR_SIGN_IN_REJECTED = "operator_sign_in_rejected"
 
 
 class Outcome(enum.StrEnum):
@@ -110,6 +113,14 @@ def record(
             "new_detail": json.dumps(detail, sort_keys=True) if detail else None,
         },
     )
+
+
+def last_event_id(connection: Connection, portal_id: int | None) -> int:
+    """Return the id of the newest audit row of a portal, inside the caller's transaction."""
+    query = select(func.max(AuditEvent.id))
+    if portal_id is not None:
+        query = query.where(AuditEvent.portal_id == portal_id)
+    return connection.execute(query).scalar_one()
 
 
 def recent_events(

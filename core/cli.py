@@ -12,11 +12,12 @@ import getpass
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core import admin, audit, demo, messages, signin
+from core import admin, audit, demo, messages, operators, signin, support
 from core.context import Context, open_context
 from core.errors import (
     AlreadyExists,
@@ -208,14 +209,86 @@ def command_reset(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def operator_sign_in(ctx: Context, reader: InputReader, name: str) -> str:
+    """Sign a support operator in with password and code; return the session token."""
+    password = reader.secret("Operator password: ")
+    if password is None:
+        raise Rejected("no operator password was given")
+    code = reader.line("Operator authentication code: ")
+    if code is None:
+        raise Rejected("no operator authentication code was given")
+    result = operators.sign_in_operator(ctx, name, password, code)
+    if result.session is None:
+        raise Rejected(result.message)
+    return result.session
+
+
 def command_support_reset(ctx: Context, args: argparse.Namespace) -> int:
-    reset = admin.support_reset(
-        ctx, args.operator, args.ticket, args.portal, args.target
+    support.check_ticket(args.ticket)
+    checklist = support.Checklist(
+        requester_matches=args.requester_matches,
+        called_back=args.called_back,
+        last_admin_confirmed=args.last_admin_confirmed,
     )
+    session = operator_sign_in(ctx, InputReader(), args.operator)
+    try:
+        reset = support.support_reset(
+            ctx, session, args.ticket, args.portal, args.target, checklist
+        )
+    finally:
+        operators.sign_out_operator(ctx, session)
     say(
         f"Support reset of {reset.target!r} in portal {args.portal!r} recorded under "
-        f"ticket {args.ticket}; they enroll again at the next sign-in."
+        f"ticket {args.ticket} (audit event {reset.audit_event_id}); they enroll again "
+        "at the next sign-in."
     )
+    return EXIT_OK
+
+
+def command_operator_add(ctx: Context, args: argparse.Namespace) -> int:
+    reader = InputReader()
+    password = reader.secret("New operator password: ")
+    if reader.interactive and password != reader.secret("Repeat the password: "):
+        raise InvalidValue("the two passwords differ; nothing was changed")
+    if not password:
+        raise InvalidValue("no password was given; nothing was changed")
+    offer = operators.add_operator(ctx, args.name, password)
+    say(
+        f"Operator {offer.name!r} added. Add this key to the operator's authenticator app:"
+    )
+    say(offer.qr_text())
+    say(f"Key URI: {offer.uri}")
+    say(f"Or type the key by hand: {offer.grouped_secret}")
+    if args.qr_png is not None:
+        args.qr_png.write_bytes(offer.qr_png())
+        say(f"QR code written to {args.qr_png}")
+    say("Enter the first code that the app shows to confirm.")
+    while True:
+        code = reader.line("Authentication code: ")
+        if code is None:
+            raise Rejected(
+                "the operator was added but not confirmed; confirm it with "
+                f"`twofa operator confirm {shlex.quote(offer.name)}`"
+            )
+        result = operators.confirm_operator(ctx, offer.name, code)
+        if result.status == operators.OperatorStatus.SIGNED_IN:
+            say(
+                f"Operator {offer.name!r} confirmed; they can sign in to the support console."
+            )
+            return EXIT_OK
+        print(result.message, file=sys.stderr, flush=True)
+        if result.status == operators.OperatorStatus.LOCKED:
+            raise Rejected(result.message)
+
+
+def command_operator_confirm(ctx: Context, args: argparse.Namespace) -> int:
+    code = InputReader().line("Authentication code: ")
+    if code is None:
+        raise Rejected("no authentication code was given")
+    result = operators.confirm_operator(ctx, args.name, code)
+    if result.status != operators.OperatorStatus.SIGNED_IN:
+        raise Rejected(result.message)
+    say(f"Operator {args.name!r} confirmed.")
     return EXIT_OK
 
 
@@ -363,9 +436,43 @@ def build_parser() -> argparse.ArgumentParser:
     support_reset.add_argument("target")
     support_reset.add_argument("--ticket", required=True, help="support ticket id")
     support_reset.add_argument(
-        "--operator", required=True, help="support operator's name"
+        "--operator",
+        required=True,
+        help="support operator who signs in (password, then code, from the terminal)",
+    )
+    support_reset.add_argument(
+        "--requester-matches",
+        action="store_true",
+        help="checklist: the requester's name and e-mail match the user record",
+    )
+    support_reset.add_argument(
+        "--called-back",
+        action="store_true",
+        help="checklist: you called the requester back on the number on file",
+    )
+    support_reset.add_argument(
+        "--last-admin-confirmed",
+        action="store_true",
+        help="checklist: second confirmation, required when the target is the "
+        "portal's last Master Admin",
     )
     support_reset.set_defaults(handler=command_support_reset)
+
+    operator = commands.add_parser("operator", help="manage support operators")
+    operator_commands = operator.add_subparsers(dest="operator_command", required=True)
+    operator_add = operator_commands.add_parser(
+        "add", help="add a support operator with password and authenticator app"
+    )
+    operator_add.add_argument("name")
+    operator_add.add_argument(
+        "--qr-png", type=Path, metavar="FILE", help="also write the QR as PNG"
+    )
+    operator_add.set_defaults(handler=command_operator_add)
+    operator_confirm = operator_commands.add_parser(
+        "confirm", help="confirm an added operator with the first code"
+    )
+    operator_confirm.add_argument("name")
+    operator_confirm.set_defaults(handler=command_operator_confirm)
 
     audit_parser = commands.add_parser("audit", help="show a portal's audit log")
     audit_parser.add_argument("portal")

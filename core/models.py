@@ -161,9 +161,26 @@ class SupportOperator(SQLModel, table=True):
     name: str = Field(unique=True, max_length=100)
     password_hash: str = Field(max_length=200)
     secret_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
-    last_step: int = -1
+    last_step: int = -1  # last accepted time step; -1 before the first code
+    drift: int = 0
+    failures: int = 0  # consecutive wrong codes
+    locked_until: int = 0  # 0 when not locked
     active: bool = True
     created_at: int
+    confirmed_at: int | None = None  # when the first code confirmed the authenticator
+
+
+class OperatorSession(SQLModel, table=True):
+    """A support operator's completed sign-in (password and code)."""
+
+    __tablename__ = "operator_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    operator_id: int = Field(foreign_key="support_operator.id", index=True)
+    created_at: int
+    expires_at: int
+    ended_at: int | None = None
 
 
 class AuditEvent(SQLModel, table=True):

@@ -107,3 +107,32 @@ def code_challenge(ctx: Context, username: str, portal: str = "acme") -> str:
     result = signin.submit_password(ctx, portal, username, PASSWORDS[username])
     assert result.status == Status.CODE_REQUIRED, result
     return result.challenge
+
+
+OPERATOR = "Jo Ops"
+OPERATOR_PASSWORD = "Operator-pass-6620"
+SEEN.passwords.add(OPERATOR_PASSWORD)
+
+
+def add_operator(ctx: Context, name: str = OPERATOR) -> str:
+    """Add and confirm a support operator; return the base32 secret."""
+    from core import operators
+
+    offer = operators.add_operator(ctx, name, OPERATOR_PASSWORD)
+    secret = pyotp.parse_uri(offer.uri).secret
+    SEEN.add_secret(secret)
+    result = operators.confirm_operator(ctx, name, code_at(secret, ctx.now()))
+    assert result.status == operators.OperatorStatus.SIGNED_IN, result
+    return secret
+
+
+def operator_session(ctx: Context, secret: str, name: str = OPERATOR) -> str:
+    """Sign the operator in with a code of a time step after every earlier one."""
+    from core import operators
+
+    ctx.clock.advance(PERIOD)
+    result = operators.sign_in_operator(
+        ctx, name, OPERATOR_PASSWORD, code_at(secret, ctx.now())
+    )
+    assert result.status == operators.OperatorStatus.SIGNED_IN, result
+    return result.session

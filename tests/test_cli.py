@@ -12,7 +12,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.helpers import PASSWORDS, SEEN
+from tests.helpers import OPERATOR_PASSWORD, PASSWORDS, SEEN
 
 pytestmark = pytest.mark.skipif(
     shutil.which("oathtool") is None,
@@ -191,7 +191,7 @@ def test_settings_by_a_standard_user_is_rejected(acme, tmp_path):
             "--operator",
             "Jo",
         ],
-        ["support", "reset", "acme", "nobody", "--ticket", "T-1", "--operator", "Jo"],
+        ["operator", "add", "-bad name"],
         ["audit", "acme", "--limit", "0"],
         ["audit", "nowhere"],
         ["nonsense"],
@@ -205,11 +205,39 @@ def test_bad_usage_exits_two(acme, args):
     assert "Traceback" not in done.stderr
 
 
+def add_operator(env):
+    """Run `twofa operator add` and confirm with an oathtool code; return the secret."""
+    process = subprocess.Popen(
+        [*TWOFA, "operator", "add", "Jo Ops"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    process.stdin.write(OPERATOR_PASSWORD + "\n")
+    process.stdin.flush()
+    secret = None
+    for line in process.stdout:
+        found = re.search(r"secret=([A-Z2-7]+)", line)
+        if found:
+            secret = found.group(1)
+        if line.startswith("Enter the first code"):
+            break
+    assert secret is not None
+    SEEN.add_secret(secret)
+    output, errors = process.communicate(oathtool(secret) + "\n", timeout=60)
+    assert process.returncode == 0, errors
+    assert "confirmed" in output
+    return secret
+
+
 def test_support_reset_and_audit_json(acme, tmp_path):
     status, *_ = enroll_interactively(acme, "boss", tmp_path / "q.png")
     assert status == 0
-    done = twofa(
-        acme,
+    secret = add_operator(acme)
+    code = oathtool(secret, at=int(time.time()) + 30)
+    reset = [
         "support",
         "reset",
         "acme",
@@ -218,13 +246,45 @@ def test_support_reset_and_audit_json(acme, tmp_path):
         "SUP-77",
         "--operator",
         "Jo Ops",
+        "--requester-matches",
+        "--called-back",
+    ]
+
+    missing = twofa(acme, *reset, stdin=f"{OPERATOR_PASSWORD}\n{code}\n")
+    assert missing.returncode == 2
+    assert "last Master Admin" in missing.stderr
+
+    code = oathtool(secret, at=int(time.time()) + 60)
+    done = twofa(
+        acme, *reset, "--last-admin-confirmed", stdin=f"{OPERATOR_PASSWORD}\n{code}\n"
     )
     assert done.returncode == 0, done.stderr
+    assert "audit event" in done.stdout
 
     listing = twofa(acme, "audit", "acme", "--json", "--limit", "5")
     assert listing.returncode == 0
     assert '"event": "support_reset"' in listing.stdout
-    assert '"ticket": \\"SUP-77\\"' in listing.stdout or "SUP-77" in listing.stdout
+    assert "SUP-77" in listing.stdout
+
+
+def test_support_reset_with_a_wrong_operator_code_exits_one(acme):
+    add_operator(acme)
+    done = twofa(
+        acme,
+        "support",
+        "reset",
+        "acme",
+        "boss",
+        "--ticket",
+        "SUP-78",
+        "--operator",
+        "Jo Ops",
+        "--requester-matches",
+        "--called-back",
+        stdin=f"{OPERATOR_PASSWORD}\n000000\n",
+    )
+    assert done.returncode == 1
+    assert "not correct" in done.stderr
 
 
 def test_demo_seed_prints_sign_in_details(env):

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
-from core import admin, signin
+from core import admin, signin, support
 from core.clock import ManualClock
 from core.context import open_context
 from core.errors import KeyProblem
@@ -22,9 +22,11 @@ from tests.helpers import (
     SEEN,
     START,
     add_acme,
+    add_operator,
     code_at,
     code_challenge,
     enroll,
+    operator_session,
 )
 
 
@@ -103,7 +105,9 @@ def run_full_flow(ctx, clock):
     admin.set_two_factor(ctx, boss, "acme", False)
     admin.set_two_factor(ctx, boss, "acme", True)
     enroll(ctx, "sam@acme.test")
-    admin.support_reset(ctx, "Jo Ops", "SUP-9", "acme", "sam@acme.test")
+    operator = operator_session(ctx, add_operator(ctx))
+    checklist = support.Checklist(requester_matches=True, called_back=True)
+    support.support_reset(ctx, operator, "SUP-9", "acme", "sam@acme.test", checklist)
 
 
 def test_database_file_and_audit_hold_no_secret(ctx, clock, tmp_path):

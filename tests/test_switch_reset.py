@@ -1,6 +1,5 @@
-"""The two-factor switch, resets by a Master Admin, and support resets."""
+"""The two-factor switch and resets by a Master Admin."""
 
-import json
 
 import pytest
 from sqlmodel import Session, select
@@ -231,64 +230,6 @@ def test_master_admin_can_reset_another_master_admin(ctx, clock):
     admin.reset_enrollment(ctx, boss, "acme", "boss2")
     result = signin.submit_password(ctx, "acme", "boss2", PASSWORDS["boss2"])
     assert result.status == Status.ENROLLMENT_REQUIRED
-
-
-def test_support_reset_of_a_locked_out_last_master_admin(ctx, clock):
-    add_acme(ctx)
-    secret = enroll(ctx, "boss")
-    clock.advance(10 * PERIOD)
-    challenge = code_challenge(ctx, "boss")
-    for _ in range(5):
-        signin.submit_code(
-            ctx,
-            challenge,
-            "000000" if code_at(secret, ctx.now()) != "000000" else "111111",
-        )
-    assert admin.master_admin_count(ctx, "acme") == 1
-
-    admin.support_reset(
-        ctx,
-        "Jo Ops",
-        "SUP-1042",
-        "acme",
-        "boss",
-        checklist={
-            "requester_matches": True,
-            "called_back": True,
-            "last_admin_confirmed": True,
-        },
-    )
-
-    result = signin.submit_password(ctx, "acme", "boss", PASSWORDS["boss"])
-    assert result.status == Status.ENROLLMENT_REQUIRED
-    (row,) = audit_rows(ctx, Event.SUPPORT_RESET)
-    assert row.actor_kind == "operator"
-    assert row.actor == "Jo Ops"
-    assert row.target == "boss"
-    detail = json.loads(row.detail)
-    assert detail["ticket"] == "SUP-1042"
-    assert detail["checklist"]["called_back"] is True
-
-
-@pytest.mark.parametrize(
-    ("operator", "ticket"),
-    [
-        ("", "SUP-1"),
-        ("Jo Ops", ""),
-        (None, "SUP-1"),
-        ("Jo Ops", None),
-        ("Jo Ops", "x" * 65),
-        ("Jo\nOps", "SUP-1"),
-        ("Jo Ops", "SUP 1"),
-    ],
-)
-def test_support_reset_needs_ticket_and_operator(ctx, operator, ticket):
-    add_acme(ctx)
-    enroll(ctx, "boss")
-    with pytest.raises(InvalidValue):
-        admin.support_reset(ctx, operator, ticket, "acme", "boss")
-    assert statuses(ctx) == ["active"]
-    assert audit_rows(ctx, Event.SUPPORT_RESET) == []
 
 
 def test_window_out_of_range_is_rejected(ctx):
