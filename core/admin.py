@@ -181,10 +181,22 @@ def set_portal_name(ctx: Context, slug: str, name: str) -> None:
         portal.name = name.strip()
 
 
+@_audits_refusals
 def add_user(
-    ctx: Context, portal_slug: str, username: str, password: str, profile: str
+    ctx: Context,
+    portal_slug: str,
+    username: str,
+    password: str,
+    profile: str,
+    session_token: str | None = None,
 ) -> int:
-    """Add a user; ``profile`` is a PROFILE_NAMES key, or ``customer``. Return the id."""
+    """Add a user; ``profile`` is a PROFILE_NAMES key, or ``customer``. Return the id.
+
+    The first Master Admin of a portal is added without a session. Once a
+    portal has an active Master Admin, only a Master Admin of that portal
+    (``session_token``) can add users, so that adding a Master Admin is no way
+    around a locked-out one.
+    """
     check_username(username)
     check_new_password(password)
     if profile == "customer":
@@ -200,6 +212,20 @@ def add_user(
     try:
         with Session(ctx.engine) as session, session.begin():
             portal = find_portal(session, portal_slug)
+            actor = None
+            if _count_master_admins(session, portal.id) > 0:
+                if session_token is None:
+                    raise PermissionDenied(
+                        f"portal {portal.slug!r} has a Master Admin: sign in as a Master "
+                        "Admin to add users"
+                    )
+                actor, _ = _require_master_admin(
+                    ctx, session, session_token, portal_slug, "add users"
+                )
+            elif internal_profile != Profile.MASTER_ADMIN:
+                raise InvalidValue(
+                    f"portal {portal.slug!r} has no Master Admin yet: add one first"
+                )
             user = User(
                 portal_id=portal.id,
                 username=username,
@@ -216,6 +242,7 @@ def add_user(
                 now,
                 audit.Event.USER_ADDED,
                 audit.Outcome.SUCCESS,
+                actor=audit.Actor.user(actor.username) if actor else audit.SYSTEM,
                 portal_id=portal.id,
                 portal_slug=portal.slug,
                 target=username,
@@ -373,14 +400,17 @@ def reset_enrollment(
 def master_admin_count(ctx: Context, portal_slug: str) -> int:
     """Count the active Master Admins of a portal."""
     with Session(ctx.reader) as session:
-        portal = find_portal(session, portal_slug)
-        return session.exec(
-            select(func.count()).where(
-                User.portal_id == portal.id,
-                User.profile == Profile.MASTER_ADMIN,
-                User.active,
-            )
-        ).one()
+        return _count_master_admins(session, find_portal(session, portal_slug).id)
+
+
+def _count_master_admins(session: Session, portal_id: int) -> int:
+    return session.exec(
+        select(func.count()).where(
+            User.portal_id == portal_id,
+            User.profile == Profile.MASTER_ADMIN,
+            User.active,
+        )
+    ).one()
 
 
 @dataclass(frozen=True)

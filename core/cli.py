@@ -153,7 +153,13 @@ def command_user_add(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidValue("the two passwords differ; nothing was changed")
     if not password:
         raise InvalidValue("no password was given; nothing was changed")
-    admin.add_user(ctx, args.portal, args.username, password, args.profile)
+    session = None
+    if args.acting_user is not None:
+        session = sign_in(ctx, reader, args.portal, args.acting_user).session
+    try:
+        admin.add_user(ctx, args.portal, args.username, password, args.profile, session)
+    finally:
+        signin.sign_out(ctx, session)
     say(f"User {args.username!r} added to portal {args.portal!r} as {args.profile}.")
     return EXIT_OK
 
@@ -316,19 +322,30 @@ def command_audit(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def command_demo_seed(ctx: Context, args: argparse.Namespace) -> int:
+def report_demo(ctx: Context) -> None:
+    """Seed the demo portal into an empty database and print how to sign in to it."""
     created = demo.seed_demo(ctx)
-    say("Demo data created." if created else "Demo data already present.")
-    say(demo.describe_demo())
+    has_demo = any(
+        portal.slug == demo.DEMO_PORTAL for portal in admin.list_portals(ctx)
+    )
+    if created:
+        say("Demo data created.")
+    if has_demo:
+        say(demo.describe_demo())
+    else:
+        say("The database already has portals, so no demo portal was added.")
+
+
+def command_demo_seed(ctx: Context, args: argparse.Namespace) -> int:
+    report_demo(ctx)
     return EXIT_OK
 
 
 def command_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     """Seed the demo portal when the database has none, then run Streamlit in this process."""
-    if demo.seed_demo(ctx):
-        say("Demo data created.")
-    say(demo.describe_demo())
-    ctx.engine.dispose()
+    report_demo(ctx)
+    say(f"Database: {ctx.engine.url.render_as_string(hide_password=True)}")
+    ctx.close()
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     say(f"Dashboard: http://{args.address}:{args.port}")
     os.execvp(
@@ -388,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input",
+    )
+    user_add.add_argument(
+        "--as",
+        dest="acting_user",
+        metavar="USERNAME",
+        help="Master Admin who signs in to add the user; required once the portal "
+        "has a Master Admin",
     )
     user_add.set_defaults(handler=command_user_add)
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from core import admin, signin
 from core.context import Context
-from core.errors import NotFound
 
 DEMO_PORTAL = "demo"
 DEMO_PORTAL_NAME = "Demo Billing"
@@ -31,22 +30,29 @@ DEMO_ACCOUNTS = (
 
 
 def seed_demo(ctx: Context) -> bool:
-    """Create the demo portal with two-factor authentication on; False if it exists."""
-    try:
-        admin.portal_settings(ctx, DEMO_PORTAL)
+    """Create the demo portal with two-factor authentication on.
+
+    Only a database without any portal is seeded, because the demo passwords
+    are public. Return False when nothing was created.
+    """
+    if admin.list_portals(ctx):
         return False
-    except NotFound:
-        pass
 
     admin.create_portal(ctx, DEMO_PORTAL, DEMO_PORTAL_NAME)
-    for account in DEMO_ACCOUNTS:
-        admin.add_user(
-            ctx, DEMO_PORTAL, account.username, account.password, account.profile
-        )
+    owner, *others = DEMO_ACCOUNTS
+    admin.add_user(ctx, DEMO_PORTAL, owner.username, owner.password, owner.profile)
 
-    # The owner turns the switch on through the normal sign-in and core call.
-    owner = DEMO_ACCOUNTS[0]
+    # The owner adds the others and turns the switch on through the normal core calls.
     result = signin.submit_password(ctx, DEMO_PORTAL, owner.username, owner.password)
+    for account in others:
+        admin.add_user(
+            ctx,
+            DEMO_PORTAL,
+            account.username,
+            account.password,
+            account.profile,
+            result.session,
+        )
     admin.set_two_factor(ctx, result.session, DEMO_PORTAL, True)
     signin.sign_out(ctx, result.session)
     return True

@@ -68,9 +68,11 @@ def code_at(secret: str, now: int) -> str:
 def add_acme(ctx: Context, two_factor: bool = True) -> str:
     """Create portal acme with one user of each profile; return the Master Admin's session."""
     admin.create_portal(ctx, "acme", "Acme Billing")
-    for username, profile in PROFILES.items():
-        admin.add_user(ctx, "acme", username, PASSWORDS[username], profile)
+    admin.add_user(ctx, "acme", "boss", PASSWORDS["boss"], "master-admin")
     session = password_only(ctx, "boss")
+    for username, profile in PROFILES.items():
+        if username != "boss":
+            admin.add_user(ctx, "acme", username, PASSWORDS[username], profile, session)
     if two_factor:
         admin.set_two_factor(ctx, session, "acme", True)
     return session

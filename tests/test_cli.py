@@ -56,19 +56,33 @@ def oathtool(secret, at=None):
 @pytest.fixture
 def acme(env):
     assert twofa(env, "portal", "add", "acme", "--name", "Acme Billing").returncode == 0
-    for username, profile in [("boss", "master-admin"), ("sam@acme.test", "standard")]:
-        done = twofa(
-            env,
-            "user",
-            "add",
-            "acme",
-            username,
-            "--profile",
-            profile,
-            "--password-stdin",
-            stdin=PASSWORDS[username] + "\n",
-        )
-        assert done.returncode == 0, done.stderr
+    done = twofa(
+        env,
+        "user",
+        "add",
+        "acme",
+        "boss",
+        "--profile",
+        "master-admin",
+        "--password-stdin",
+        stdin=PASSWORDS["boss"] + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    # Once the portal has a Master Admin, adding users needs their sign-in.
+    done = twofa(
+        env,
+        "user",
+        "add",
+        "acme",
+        "sam@acme.test",
+        "--profile",
+        "standard",
+        "--password-stdin",
+        "--as",
+        "boss",
+        stdin=f"{PASSWORDS['sam@acme.test']}\n{PASSWORDS['boss']}\n",
+    )
+    assert done.returncode == 0, done.stderr
     done = twofa(
         env,
         "settings",
@@ -181,6 +195,7 @@ def test_settings_by_a_standard_user_is_rejected(acme, tmp_path):
         ["portal", "add", "Bad Slug", "--name", "X"],
         ["portal", "add", "acme2", "--name", "A: B"],
         ["user", "add", "acme", "x", "--profile", "superuser", "--password-stdin"],
+        ["audit", "acme", "[--json]"],
         [
             "support",
             "reset",
@@ -292,4 +307,28 @@ def test_demo_seed_prints_sign_in_details(env):
     assert done.returncode == 0, done.stderr
     assert "owner" in done.stdout
     again = twofa(env, "demo-seed")
-    assert "already present" in again.stdout
+    assert "Demo data created" not in again.stdout
+    assert "owner" in again.stdout
+
+
+def test_demo_seed_leaves_a_used_database_alone(acme):
+    done = twofa(acme, "demo-seed")
+    assert done.returncode == 0
+    assert "no demo portal was added" in done.stdout
+    assert "owner-demo-pass" not in done.stdout
+
+
+def test_user_add_without_master_admin_sign_in_is_rejected(acme):
+    done = twofa(
+        acme,
+        "user",
+        "add",
+        "acme",
+        "mallory",
+        "--profile",
+        "master-admin",
+        "--password-stdin",
+        stdin="Mallory-pass-1\n",
+    )
+    assert done.returncode == 1
+    assert "sign in as a Master Admin" in done.stderr

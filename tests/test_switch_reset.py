@@ -1,6 +1,5 @@
 """The two-factor switch and resets by a Master Admin."""
 
-
 import pytest
 from sqlmodel import Session, select
 
@@ -206,7 +205,9 @@ def test_master_admin_cannot_reset_themselves(ctx):
 def test_master_admin_cannot_reset_a_user_of_another_portal(ctx):
     boss = add_acme(ctx, two_factor=False)
     admin.create_portal(ctx, "other", "Other Billing")
-    admin.add_user(ctx, "other", "olga", "Olga-pass-1", "standard")
+    admin.add_user(ctx, "other", "olga-boss", "Olga-boss-pass-1", "master-admin")
+    olga_boss = password_only_with(ctx, "other", "olga-boss", "Olga-boss-pass-1")
+    admin.add_user(ctx, "other", "olga", "Olga-pass-1", "standard", olga_boss)
 
     with pytest.raises(PermissionDenied, match="not found in portal 'acme'"):
         admin.reset_enrollment(ctx, boss, "acme", "olga")
@@ -225,7 +226,7 @@ def test_reset_by_other_profiles_is_rejected(ctx, username):
 
 def test_master_admin_can_reset_another_master_admin(ctx, clock):
     boss = add_acme(ctx)
-    admin.add_user(ctx, "acme", "boss2", PASSWORDS["boss2"], "master-admin")
+    admin.add_user(ctx, "acme", "boss2", PASSWORDS["boss2"], "master-admin", boss)
     enroll(ctx, "boss2")
     admin.reset_enrollment(ctx, boss, "acme", "boss2")
     result = signin.submit_password(ctx, "acme", "boss2", PASSWORDS["boss2"])
@@ -238,3 +239,25 @@ def test_window_out_of_range_is_rejected(ctx):
         with pytest.raises(InvalidValue):
             admin.set_window(ctx, boss, "acme", window)
     assert admin.portal_settings(ctx, "acme").window == 1
+
+
+def password_only_with(ctx, portal, username, password):
+    result = signin.submit_password(ctx, portal, username, password)
+    assert result.status == Status.SIGNED_IN, result
+    return result.session
+
+
+def test_adding_users_needs_a_master_admin_once_there_is_one(ctx):
+    add_acme(ctx, two_factor=False)
+    with pytest.raises(PermissionDenied, match="sign in as a Master Admin"):
+        admin.add_user(ctx, "acme", "mallory", "Mallory-pass-1", "master-admin")
+    ann = password_only(ctx, "ann")
+    with pytest.raises(PermissionDenied, match="lacks the privilege"):
+        admin.add_user(ctx, "acme", "mallory", "Mallory-pass-1", "master-admin", ann)
+    assert admin.master_admin_count(ctx, "acme") == 1
+
+
+def test_first_user_of_a_portal_must_be_a_master_admin(ctx):
+    admin.create_portal(ctx, "empty", "Empty Billing")
+    with pytest.raises(InvalidValue, match="no Master Admin yet"):
+        admin.add_user(ctx, "empty", "sam", "Sam-pass-1", "standard")
