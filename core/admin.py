@@ -10,6 +10,7 @@ core.support.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,15 @@ from sqlmodel import Session, select
 
 from core import audit, provisioning, totp
 from core.context import Context
-from core.errors import AlreadyExists, InvalidValue, NotFound, PermissionDenied
+from core.errors import (
+    AlreadyExists,
+    InvalidValue,
+    NotFound,
+    NotSignedIn,
+    PermissionDenied,
+)
 from core.models import (
+    AuthSession,
     ChallengeState,
     CodeThrottle,
     Enrollment,
@@ -36,6 +44,8 @@ from core.models import (
 )
 from core.passwords import check_new_password
 from core.signin import LIVE_STATUSES, SignedInUser, signed_in_user
+from core.text import is_text
+from core.tokens import hash_token
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,6 +94,7 @@ class _Refusal(Exception):
         action: str,
         message: str,
         target: str | None,
+        detail: dict[str, object] | None,
     ) -> None:
         super().__init__(message)
         self.actor_name = actor.username
@@ -92,6 +103,7 @@ class _Refusal(Exception):
         self.action = action
         self.message = message
         self.target = target
+        self.detail = detail
 
 
 def _refuse(
@@ -100,17 +112,43 @@ def _refuse(
     action: str,
     message: str,
     target: str | None = None,
+    detail: dict[str, object] | None = None,
 ) -> NoReturn:
-    raise _Refusal(actor, portal, action, message, target)
+    raise _Refusal(actor, portal, action, message, target, detail)
 
 
 def _audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
-    """Turn a _Refusal into an audit row in a transaction of its own and PermissionDenied."""
+    """Audit every refusal in a transaction of its own, then raise PermissionDenied.
+
+    A refusal for want of a valid session (NotSignedIn) is audited too, with
+    the portal named in the call and no actor.
+    """
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
+        except NotSignedIn as error:
+            ctx = args[0]
+            assert isinstance(ctx, Context)
+            slug = signature.bind_partial(*args, **kwargs).arguments.get("portal_slug")
+            with Session(ctx.engine) as session, session.begin():
+                try:
+                    portal = find_portal(session, slug)
+                except NotFound:
+                    portal = None
+                audit.record(
+                    session.connection(),
+                    ctx.now(),
+                    audit.Event.ACTION_REJECTED,
+                    audit.Outcome.REJECTED,
+                    actor=audit.Actor("anonymous"),
+                    portal_id=portal.id if portal else None,
+                    portal_slug=portal.slug if portal else None,
+                    reason=f"{function.__name__}: {error}",
+                )
+            raise
         except _Refusal as refusal:
             ctx = args[0]
             assert isinstance(ctx, Context)
@@ -125,6 +163,7 @@ def _audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
                     portal_slug=refusal.portal_slug,
                     target=refusal.target,
                     reason=f"{refusal.action}: {refusal.message}",
+                    detail=refusal.detail,
                 )
             raise PermissionDenied(refusal.message) from None
 
@@ -171,14 +210,6 @@ def create_portal(ctx: Context, slug: str, name: str) -> Portal:
     except IntegrityError as error:
         raise AlreadyExists(f"portal {slug!r} already exists") from error
     return portal
-
-
-def set_portal_name(ctx: Context, slug: str, name: str) -> None:
-    """Rename a portal (the issuer that authenticator apps show)."""
-    provisioning.check_label("portal name", name)
-    with Session(ctx.engine) as session, session.begin():
-        portal = find_portal(session, slug)
-        portal.name = name.strip()
 
 
 @_audits_refusals
@@ -277,6 +308,22 @@ def set_two_factor(
         revoked = 0
         if enabled:
             settings.generation += 1
+            # Sessions signed in without a code end now, except the one that
+            # turned the setting on: its user enrolls at their next sign-in.
+            connection.execute(
+                update(AuthSession)
+                .where(
+                    AuthSession.user_id.in_(
+                        select(User.id).where(
+                            User.portal_id == portal.id, User.kind == UserKind.INTERNAL
+                        )
+                    ),
+                    AuthSession.with_code.is_(False),
+                    AuthSession.ended_at.is_(None),
+                    AuthSession.token_hash != hash_token(session_token),
+                )
+                .values(ended_at=now)
+            )
         else:
             revoked = _revoke_portal(connection, portal.id, now)
         settings.two_factor_enabled = enabled
@@ -341,9 +388,23 @@ def set_drift_limit(ctx: Context, portal_slug: str, drift_limit: int) -> None:
         raise InvalidValue(
             f"drift limit {drift_limit!r} is out of range: use 0 to {MAX_DRIFT_LIMIT} steps"
         )
+    now = ctx.now()
     with Session(ctx.engine) as session, session.begin():
         portal = find_portal(session, portal_slug)
-        session.get(SecuritySettings, portal.id).drift_limit = drift_limit
+        settings = session.get(SecuritySettings, portal.id)
+        previous = settings.drift_limit
+        settings.drift_limit = drift_limit
+        session.flush()
+        audit.record(
+            session.connection(),
+            now,
+            audit.Event.SETTING_CHANGED,
+            audit.Outcome.SUCCESS,
+            portal_id=portal.id,
+            portal_slug=portal.slug,
+            reason="drift limit",
+            detail={"drift_limit": drift_limit, "previous_drift_limit": previous},
+        )
 
 
 @_audits_refusals
@@ -361,11 +422,13 @@ def reset_enrollment(
         actor, portal = _require_master_admin(
             ctx, session, session_token, portal_slug, "reset enrollments"
         )
-        target = session.exec(
-            select(User).where(
-                User.portal_id == portal.id, User.username == target_username
-            )
-        ).first()
+        target = None
+        if is_text(target_username, 200):
+            target = session.exec(
+                select(User).where(
+                    User.portal_id == portal.id, User.username == target_username
+                )
+            ).first()
         refusal = None
         if target is None:
             refusal = (
@@ -506,7 +569,9 @@ def portal_settings(ctx: Context, portal_slug: str) -> SecuritySettings:
 
 
 def find_portal(session: Session, slug: str) -> Portal:
-    portal = session.exec(select(Portal).where(Portal.slug == slug)).first()
+    portal = None
+    if is_text(slug, 200):
+        portal = session.exec(select(Portal).where(Portal.slug == slug)).first()
     if portal is None:
         raise NotFound(f"portal {slug!r} was not found")
     return portal
@@ -518,7 +583,13 @@ def _require_master_admin(
     actor = signed_in_user(session, session_token, ctx.now())
     portal = find_portal(session, portal_slug)
     if actor.portal_id != portal.id:
-        _refuse(actor, portal, action, f"you are not a user of portal {portal.slug!r}")
+        _refuse(
+            actor,
+            portal,
+            action,
+            f"you are not a user of portal {portal.slug!r}",
+            detail={"actor_portal": actor.portal_slug},
+        )
     if actor.profile != Profile.MASTER_ADMIN:
         label = PROFILE_LABELS.get(actor.profile, "Customer")
         _refuse(
@@ -565,7 +636,7 @@ def _revoke_portal(connection, portal_id: int, now: int) -> int:
 
 
 def reset_user_state(connection, user_id: int, now: int) -> int:
-    """Revoke one user's live enrollment, open challenges and code lock."""
+    """Revoke one user's live enrollment, open challenges, code lock and sessions."""
     revoked = connection.execute(
         update(Enrollment)
         .where(Enrollment.user_id == user_id, Enrollment.status.in_(LIVE_STATUSES))
@@ -583,5 +654,10 @@ def reset_user_state(connection, user_id: int, now: int) -> int:
         update(CodeThrottle)
         .where(CodeThrottle.user_id == user_id)
         .values(failures=0, locked_until=0)
+    )
+    connection.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+        .values(ended_at=now)
     )
     return revoked

@@ -105,14 +105,21 @@ def record(
             "new_portal_id": portal_id,
             "new_portal_slug": portal_slug,
             "new_actor_kind": actor.kind,
-            "new_actor": actor.name,
-            "new_target": target,
+            "new_actor": _storable(actor.name),
+            "new_target": _storable(target),
             "new_event": str(event),
             "new_outcome": str(outcome),
-            "new_reason": None if reason is None else str(reason),
+            "new_reason": None if reason is None else _storable(str(reason)),
             "new_detail": json.dumps(detail, sort_keys=True) if detail else None,
         },
     )
+
+
+def _storable(text: str | None) -> str | None:
+    """Return text that the database accepts: lone surrogates become escapes."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def last_event_id(connection: Connection, portal_id: int | None) -> int:

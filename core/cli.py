@@ -16,8 +16,17 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from core import admin, audit, demo, messages, operators, signin, support
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    NoSuchModuleError,
+    OperationalError,
+)
+
+from core import admin, audit, db, demo, messages, operators, signin, support
 from core.context import Context, open_context
 from core.errors import (
     AlreadyExists,
@@ -370,7 +379,7 @@ def command_dashboard(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="twofa",
         description="Two-factor sign-in (TOTP) for the internal users of billing portals. "
         "The database is TWOFA_DATABASE_URL, or an SQLite file in TWOFA_DATA_DIR (./data).",
@@ -431,7 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("portal")
     settings.add_argument("--two-factor", choices=["on", "off"])
     settings.add_argument(
-        "--window", type=int, help="time steps accepted on either side of ours (0 to 3)"
+        "--window",
+        type=int,
+        choices=range(admin.MAX_WINDOW + 1),
+        metavar="N",
+        help=f"time steps accepted on either side of ours (0 to {admin.MAX_WINDOW})",
     )
     settings.add_argument(
         "--as",
@@ -447,7 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("portal")
     reset.add_argument("target", help="username whose enrollment is reset")
-    reset.add_argument("--as", dest="acting_user", required=True, metavar="USERNAME")
+    reset.add_argument(
+        "--as",
+        dest="acting_user",
+        required=True,
+        metavar="USERNAME",
+        help="Master Admin who signs in to make the reset",
+    )
     reset.add_argument("--reason", help="why, for the audit log")
     reset.set_defaults(handler=command_reset)
 
@@ -529,17 +548,77 @@ def positive_int(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on standard error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def configure_logging() -> None:
+    level_name = os.environ.get("TWOFA_LOG_LEVEL", "WARNING").upper()
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        print(
+            f"twofa: TWOFA_LOG_LEVEL {level_name!r} is not a log level; using WARNING",
+            file=sys.stderr,
+        )
+        level = logging.WARNING
     logging.basicConfig(
-        level=os.environ.get("TWOFA_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def start(url: str | None = None) -> Context:
+    """Open the database and key, turning each start-up failure into one clear error."""
+    shown = db.database_url() if url is None else url
+    try:
+        return open_context(url)
+    except KeyProblem:
+        raise
+    except ArgumentError as error:
+        raise StartFailure(
+            f"TWOFA_DATABASE_URL is not a valid database URL: {error}"
+        ) from None
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise StartFailure(
+            f"the database driver for TWOFA_DATABASE_URL is missing: {error}"
+        ) from None
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise StartFailure(
+            f"cannot open the database {hide_password(shown)}: {reason}"
+        ) from None
+    except DatabaseError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise StartFailure(
+            f"{hide_password(shown)} is not a usable database: {reason}"
+        ) from None
+    except OSError as error:
+        raise StartFailure(
+            f"cannot use {error.filename or 'the data folder'}: {error.strerror}"
+        ) from None
+
+
+def hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the configured database"
+
+
+class StartFailure(Exception):
+    """The database or key could not be opened; the message says why."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
 
     try:
-        ctx = open_context()
-    except KeyProblem as error:
+        ctx = start()
+    except (KeyProblem, StartFailure) as error:
         print(f"twofa: {error}", file=sys.stderr)
         return EXIT_REJECTED
 
@@ -560,6 +639,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("twofa: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        print(
+            f"twofa: cannot use {error.filename or 'a file'}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except Exception as error:
         # One line for the person; the traceback only with TWOFA_LOG_LEVEL=DEBUG.
         log.debug("command %s failed", args.command, exc_info=True)

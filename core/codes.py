@@ -16,6 +16,18 @@ from dataclasses import dataclass
 MAX_INPUT_CHARS = 64
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_SURROUNDING_SPACE = " \t\r\n"
+
+
+def _foldable(character: str) -> bool:
+    """Return True for printable ASCII, tab and line ends, and full-width forms."""
+    point = ord(character)
+    return (
+        0x20 <= point < 0x7F
+        or character in _SURROUNDING_SPACE
+        or 0xFF01 <= point <= 0xFF5E  # full-width ASCII variants, digits included
+        or point == 0x3000  # ideographic space, the full-width space
+    )
 
 
 class FormatProblem(enum.Enum):
@@ -43,7 +55,11 @@ def normalise_code(raw: object, digits: int) -> NormalisedCode:
     if len(raw) > MAX_INPUT_CHARS:
         return NormalisedCode(None, FormatProblem.TOO_LONG_INPUT)
 
-    text = unicodedata.normalize("NFKC", raw).strip()
+    # NFKC folds far more than full-width forms (circled and superscript digits,
+    # for example), so only ASCII and the full-width block may reach it.
+    if any(not _foldable(character) for character in raw):
+        return NormalisedCode(None, FormatProblem.NOT_DIGITS)
+    text = unicodedata.normalize("NFKC", raw).strip(_SURROUNDING_SPACE)
     if not text:
         return NormalisedCode(None, FormatProblem.EMPTY)
 

@@ -96,7 +96,7 @@ def create_database_engine(url: str | None = None) -> Engine:
         _configure_sqlite(engine, in_memory=True)
         return engine
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _create_private_file(path)
     engine = create_engine(
         url, connect_args={"timeout": 10, "check_same_thread": False}
     )
@@ -173,6 +173,20 @@ class PinnedConnections:
 def read_only(engine: Engine) -> Engine:
     """Return a view of ``engine`` for transactions that only read; it shares the pool."""
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite opens it.
+
+    SQLite gives the -wal and -shm files the mode of the database file.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
 
 
 def upgrade_schema(engine: Engine) -> None:

@@ -71,6 +71,10 @@ def load_key(key_file: Path, database_has_secrets: bool) -> bytes:
         return from_environment.encode("ascii")
 
     if key_file.exists():
+        if key_file.stat().st_mode & 0o077:
+            log.warning(
+                "key file %s is readable by other users; run chmod 600 on it", key_file
+            )
         return key_file.read_bytes().strip()
 
     if database_has_secrets:

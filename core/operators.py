@@ -23,6 +23,7 @@ from core.context import Context
 from core.errors import AlreadyExists, InvalidValue, NotFound, NotSignedIn
 from core.models import OperatorSession, SupportOperator
 from core.passwords import check_new_password, verify_password
+from core.text import is_text
 from core.tokens import hash_token, new_token
 from core.verification import CodeCheck, lock_seconds, match_step
 
@@ -181,10 +182,12 @@ def _check(
     ctx: Context, name: str, password: str | None, code: object, confirming: bool
 ) -> OperatorSignIn:
     now = ctx.now()
-    with Session(ctx.reader) as session:
-        operator = session.exec(
-            select(SupportOperator).where(SupportOperator.name == name)
-        ).first()
+    operator = None
+    if is_text(name, 200):
+        with Session(ctx.reader) as session:
+            operator = session.exec(
+                select(SupportOperator).where(SupportOperator.name == name)
+            ).first()
     if operator is None:
         if confirming:
             raise NotFound(f"operator {name!r} was not found")

@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from core.errors import InvalidValue
+from core.text import is_text
 
 MAX_PASSWORD_CHARS = 1024
 
@@ -20,6 +21,10 @@ def make_hasher(fast: bool = False) -> PasswordHasher:
 def check_new_password(password: object) -> str:
     if not isinstance(password, str) or not password:
         raise InvalidValue("password must not be empty")
+    if not is_text(password):
+        raise InvalidValue(
+            "password contains characters that are not valid Unicode text"
+        )
     if len(password) > MAX_PASSWORD_CHARS:
         raise InvalidValue(f"password is longer than {MAX_PASSWORD_CHARS} characters")
     return password
@@ -29,7 +34,7 @@ def verify_password(
     hasher: PasswordHasher, password_hash: str, password: object
 ) -> bool:
     """Return True when ``password`` matches ``password_hash``."""
-    if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+    if not is_text(password, MAX_PASSWORD_CHARS):
         return False
     try:
         return hasher.verify(password_hash, password)

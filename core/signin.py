@@ -34,6 +34,7 @@ from core.models import (
     UserKind,
 )
 from core.passwords import verify_password
+from core.text import is_text
 from core.tokens import hash_token, new_token
 from core.verification import CodeCheck, Rejection, verify_code
 
@@ -124,6 +125,9 @@ def submit_password(
 ) -> SignInResult:
     """Check the password and say what the sign-in needs next."""
     now = ctx.now()
+    if not (is_text(portal_slug, 200) and is_text(username, 200)):
+        verify_password(ctx.hasher, _dummy_hash(ctx.hasher), password)
+        return _result(Status.REJECTED, Reason.INVALID_CREDENTIALS, now)
 
     with Session(ctx.reader) as session:
         row = session.exec(
@@ -147,45 +151,19 @@ def submit_password(
     actor = audit.Actor.user(user.username)
     with Session(ctx.engine) as session, session.begin():
         connection = session.connection()
-        if not password_ok or not user.active:
-            reason = (
-                Reason.INVALID_CREDENTIALS
-                if not password_ok
-                else Reason.ACCOUNT_DISABLED
-            )
-            audit.record(
-                connection,
-                now,
-                audit.Event.PASSWORD_REJECTED,
-                audit.Outcome.REJECTED,
-                actor=actor,
-                reason=str(reason),
-                **where,
-            )
-            return _result(Status.REJECTED, reason, now)
-
         settings = session.exec(
             select(SecuritySettings).where(SecuritySettings.portal_id == portal.id)
         ).one()
-        if user.kind == UserKind.CUSTOMER or not settings.two_factor_enabled:
-            token = _open_session(connection, user.id, now, with_code=False)
-            audit.record(
-                connection,
-                now,
-                audit.Event.SIGNED_IN,
-                audit.Outcome.SUCCESS,
-                actor=actor,
-                reason="password only",
-                **where,
-            )
-            return SignInResult(Status.SIGNED_IN, "Signed in.", session=token)
-
         throttle = session.exec(
             select(CodeThrottle.failures, CodeThrottle.locked_until).where(
                 CodeThrottle.user_id == user.id
             )
         ).one()
-        if throttle.locked_until > now:
+        needs_code = user.kind == UserKind.INTERNAL and settings.two_factor_enabled
+
+        # While code entry is locked the answer is "locked" whatever the password,
+        # so a locked account reveals nothing about password guesses.
+        if needs_code and throttle.locked_until > now:
             audit.record(
                 connection,
                 now,
@@ -203,6 +181,36 @@ def submit_password(
                 locked_until=throttle.locked_until,
                 failures=throttle.failures,
             )
+
+        if not password_ok or not user.active:
+            reason = (
+                Reason.INVALID_CREDENTIALS
+                if not password_ok
+                else Reason.ACCOUNT_DISABLED
+            )
+            audit.record(
+                connection,
+                now,
+                audit.Event.PASSWORD_REJECTED,
+                audit.Outcome.REJECTED,
+                actor=actor,
+                reason=str(reason),
+                **where,
+            )
+            return _result(Status.REJECTED, reason, now)
+
+        if not needs_code:
+            token = _open_session(connection, user.id, now, with_code=False)
+            audit.record(
+                connection,
+                now,
+                audit.Event.SIGNED_IN,
+                audit.Outcome.SUCCESS,
+                actor=actor,
+                reason="password only",
+                **where,
+            )
+            return SignInResult(Status.SIGNED_IN, "Signed in.", session=token)
 
         enrollment = _live_enrollment(session, user.id)
         if enrollment is not None and enrollment.generation != settings.generation:
@@ -295,18 +303,29 @@ def _submit_code(ctx: Context, challenge: str, code: object, now: int) -> SignIn
         if row is None:
             return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)
         found, user, portal, settings, throttle = row
-        if (
-            found.state != ChallengeState.OPEN
-            or found.expires_at <= now
-            or not user.active
-        ):
-            return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)
-
         where = {
             "portal_id": portal.id,
             "portal_slug": portal.slug,
             "target": user.username,
         }
+        if (
+            found.state != ChallengeState.OPEN
+            or found.expires_at <= now
+            or not user.active
+        ):
+            # Not counted as a wrong code: no code was checked.
+            audit.record(
+                session.connection(),
+                now,
+                audit.Event.CODE_REJECTED,
+                audit.Outcome.REJECTED,
+                actor=audit.Actor.user(user.username),
+                reason=Reason.SIGN_IN_EXPIRED,
+                detail={"challenge_state": found.state},
+                **where,
+            )
+            return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)
+
         enrolling = found.kind == ChallengeKind.ENROLLMENT
         enrollment = _live_enrollment(session, user.id)
         expected = EnrollmentStatus.PENDING if enrolling else EnrollmentStatus.ACTIVE

@@ -18,6 +18,7 @@ from core.context import Context
 from core.errors import InvalidValue, NotFound
 from core.models import Portal, Profile, SecuritySettings, User, UserKind
 from core.operators import SignedInOperator, signed_in_operator
+from core.text import is_text
 
 TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}")
 
@@ -109,11 +110,13 @@ def support_reset(
     with Session(ctx.reader) as session:
         operator = signed_in_operator(session, operator_session, now)
         portal = admin.find_portal(session, portal_slug)
-        target = session.exec(
-            select(User).where(
-                User.portal_id == portal.id, User.username == target_username
-            )
-        ).first()
+        target = None
+        if is_text(target_username, 200):
+            target = session.exec(
+                select(User).where(
+                    User.portal_id == portal.id, User.username == target_username
+                )
+            ).first()
         last_admin = (
             target is not None
             and target.profile == Profile.MASTER_ADMIN

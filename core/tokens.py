@@ -13,4 +13,5 @@ def new_token() -> tuple[str, str]:
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # surrogatepass: a malformed token hashes to something no issued token has.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -12,6 +12,7 @@ from tests.helpers import PERIOD, add_acme, code_at, code_challenge, enroll
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
+CIRCLED = str.maketrans("0123456789", "⓪①②③④⑤⑥⑦⑧⑨")
 
 # (case name, turn the right code into the typed input, expected problem or None if accepted)
 CASES = [
@@ -53,6 +54,11 @@ CASES = [
     ("separator at the start", lambda code: f"-{code}", FormatProblem.NOT_DIGITS),
     ("seven digits", lambda code: code + "1", FormatProblem.WRONG_LENGTH),
     ("bytes", lambda code: code.encode(), FormatProblem.NOT_TEXT),
+    ("circled digits", lambda code: code.translate(CIRCLED), FormatProblem.NOT_DIGITS),
+    ("superscript digit", lambda code: "¹" + code[1:], FormatProblem.NOT_DIGITS),
+    ("file separator", lambda code: "\x1c" + code, FormatProblem.NOT_DIGITS),
+    ("next line", lambda code: code + "\x85", FormatProblem.NOT_DIGITS),
+    ("lone surrogate", lambda code: code[:5] + "\ud800", FormatProblem.NOT_DIGITS),
 ]
 
 
