@@ -1,0 +1,299 @@
+"""The dashboard end to end: a real Streamlit server, headless Chromium and oathtool.
+
+The tests in this module are steps of one story in one portal and run in file
+order. Each step starts with ``story.require(...)``, which skips it when an
+earlier step that it builds on did not pass, so a failure is reported once, at
+its own step.
+
+Each person has their own browser tab, because Streamlit keeps one session
+per tab. Codes come from oathtool, which plays the authenticator app, and the
+QR code is read from the page with zxing-cpp.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.e2e.harness import (
+    APP,
+    StreamlitServer,
+    browser_skip_reason,
+    dashboard_env,
+    oathtool_code,
+    oathtool_codes,
+    run_twofa,
+)
+from tests.helpers import SEEN
+
+if browser_skip_reason() is not None:
+    pytest.skip(browser_skip_reason(), allow_module_level=True)
+
+from playwright.sync_api import Page, expect  # noqa: E402
+
+# The first run of a page opens the database, which can take seconds.
+expect.set_options(timeout=30_000)
+
+PERIOD = 30  # seconds per TOTP time step, the core's default
+PORTAL = "acme"
+PORTAL_NAME = "Acme Billing"
+ADMIN = "boss"  # the portal's only Master Admin
+USER = "sam"  # an internal user with the Standard profile
+PASSWORDS = {ADMIN: "Boss-e2e-pass-3391", USER: "Sam-e2e-pass-7046"}
+SEEN.passwords.update(PASSWORDS.values())
+
+
+@dataclass
+class Authenticator:
+    """One entry in an authenticator app, played by oathtool.
+
+    It remembers the last time step it produced a code for, because the
+    server rejects a code of a step at or before the last accepted one.
+    """
+
+    secret: str
+    last_step: int = -1
+    replayable_code: str | None = None  # a code that the server has accepted
+
+    def code_at(self, unix_time: int) -> str:
+        """Return the code of the time step that contains ``unix_time``."""
+        code = oathtool_code(self.secret, unix_time)
+        self.last_step = max(self.last_step, unix_time // PERIOD)
+        SEEN.codes.add(code)
+        return code
+
+    def next_code(self) -> str:
+        """Return a code of the current step, or of the first step after the last one used.
+
+        The server accepts one step on either side of its own, so a step more
+        than one ahead is waited for.
+        """
+        step = max(int(time.time()) // PERIOD, self.last_step + 1)
+        ahead = step - 1 - int(time.time()) // PERIOD
+        if ahead > 0:
+            time.sleep(ahead * PERIOD - time.time() % PERIOD + 0.1)
+        return self.code_at(step * PERIOD)
+
+    def wrong_code(self) -> str:
+        """Return a well-formed code that matches no step within three of now."""
+        first_step = int(time.time()) // PERIOD - 3
+        valid = set(oathtool_codes(self.secret, first_step * PERIOD, 6))
+        for digit in "0123456789":
+            candidate = digit * 6
+            if candidate not in valid:
+                return candidate
+        raise AssertionError("every repeated-digit code is valid, which cannot happen")
+
+
+@dataclass
+class Story:
+    """What the steps pass on to each other: passed steps, tabs and authenticators."""
+
+    server: StreamlitServer
+    browser: object  # Playwright BrowserContext
+    env: dict[str, str]
+    screenshot_dir: Path
+    passed: set[str] = field(default_factory=set)
+    tabs: dict[str, Page] = field(default_factory=dict)
+    authenticators: dict[str, Authenticator] = field(default_factory=dict)
+
+    def require(self, *steps: str) -> None:
+        missing = [step for step in steps if step not in self.passed]
+        if missing:
+            pytest.skip(
+                f"needs the earlier step(s) {', '.join(missing)}, which did not pass"
+            )
+
+    def screenshot(self, page: Page, name: str) -> None:
+        """Save a screenshot of the whole page as ``NAME.png``, with the pointer out of the way."""
+        page.mouse.move(0, 0)
+        expect(page.get_by_role("img", name="Running...")).to_have_count(0)
+        page.screenshot(path=self.screenshot_dir / f"{name}.png", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def story(browser, screenshot_dir, tmp_path_factory):
+    """Seed portal acme with the command line, start the dashboard on it, and stop it at the end."""
+    data_dir = tmp_path_factory.mktemp("twofa-data")
+    env = dashboard_env(data_dir)
+    run_twofa(env, "portal", "add", PORTAL, "--name", PORTAL_NAME)
+    run_twofa(
+        env,
+        *("user", "add", PORTAL, ADMIN, "--profile", "master-admin"),
+        "--password-stdin",
+        stdin=f"{PASSWORDS[ADMIN]}\n",
+    )
+    # Once the portal has a Master Admin, they sign in to add users: the new
+    # user's password comes first on standard input, then the Master Admin's.
+    run_twofa(
+        env,
+        *("user", "add", PORTAL, USER, "--profile", "standard"),
+        *("--password-stdin", "--as", ADMIN),
+        stdin=f"{PASSWORDS[USER]}\n{PASSWORDS[ADMIN]}\n",
+    )
+
+    server = StreamlitServer(APP, env, data_dir / "streamlit.log")
+    server.start()
+    try:
+        yield Story(server, browser, env, screenshot_dir)
+    finally:
+        server.stop()
+    assert_no_leak(server.log_text())
+
+
+def assert_no_leak(text: str) -> None:
+    """Fail when the server's output contains a secret, code or password that the tests used."""
+    data = text.encode("utf-8", "replace")
+    leaks = [needle for needle in SEEN.needles() if needle in data]
+    assert not leaks, f"{len(leaks)} secret(s) or password(s) appear in the server log"
+    codes = [code for code in SEEN.codes if code.encode() in data]
+    assert not codes, f"{len(codes)} code(s) appear in the server log"
+
+
+def tab(story: Story, person: str) -> Page:
+    """Return the browser tab of ``person``, opening it at the sign-in page the first time."""
+    if person not in story.tabs:
+        page = story.browser.new_page()
+        page.goto(story.server.url)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        story.tabs[person] = page
+    return story.tabs[person]
+
+
+# Screen actions. Selectors use the labels, roles and texts that a person sees.
+
+
+def submit_password(
+    page: Page, username: str, password: str, portal: str = PORTAL
+) -> None:
+    page.get_by_label("Portal", exact=True).fill(portal)
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def submit_code(page: Page, code: str) -> None:
+    page.get_by_label("Authentication code", exact=True).fill(code)
+    page.get_by_role("button", name="Verify").click()
+
+
+def expect_signed_in(page: Page, username: str, method: str) -> None:
+    expect(page.get_by_role("heading", name="Signed in")).to_be_visible()
+    expect(page.get_by_text(f"Username: {username}")).to_be_visible()
+    expect(page.get_by_text(f"Signed in with: {method}")).to_be_visible()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+
+def read_enrollment(page: Page, username: str) -> Authenticator:
+    """Decode the QR code on the enrollment screen, check its key URI, and return the entry."""
+    expect(
+        page.get_by_role("heading", name="Set up two-factor authentication")
+    ).to_be_visible()
+    expect(page.get_by_role("img", name="Running...")).to_have_count(0)
+    # The QR code is the one image that the app serves from its media endpoint.
+    qr = page.locator("img[src*='/media/']")
+    expect(qr).to_have_count(1)
+    expect(qr).to_be_visible()
+
+    picture = Image.open(io.BytesIO(qr.screenshot()))
+    found = zxingcpp.read_barcodes(picture)
+    assert len(found) == 1, f"expected one barcode in the QR image, found {len(found)}"
+    assert found[0].format == zxingcpp.BarcodeFormat.QRCode
+    uri = urllib.parse.urlsplit(found[0].text)
+    query = dict(urllib.parse.parse_qsl(uri.query))
+
+    assert uri.scheme == "otpauth"
+    assert uri.netloc == "totp"
+    assert urllib.parse.unquote(uri.path) == f"/{PORTAL_NAME}:{username}"
+    assert query["issuer"] == PORTAL_NAME
+    assert query.get("algorithm", "SHA1") == "SHA1"
+    assert query.get("digits", "6") == "6"
+    assert query.get("period", "30") == "30"
+    secret = query["secret"]
+    SEEN.add_secret(secret)
+    assert len(secret) == 32, "a 160-bit secret is 32 base32 characters"
+
+    # The same secret is on the screen as text, in groups of four characters.
+    grouped = " ".join(secret[start : start + 4] for start in range(0, len(secret), 4))
+    expect(page.get_by_text(grouped, exact=True)).to_be_visible()
+    expect(page.get_by_text(f"Account: {username}")).to_be_visible()
+    expect(page.get_by_text(f"Issuer: {PORTAL_NAME}")).to_be_visible()
+    return Authenticator(secret)
+
+
+# The story, step by step.
+
+
+def test_sign_in_page_served(story):
+    page = tab(story, ADMIN)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_label("Portal", exact=True)).to_be_visible()
+    expect(page.get_by_label("Username", exact=True)).to_be_visible()
+    expect(page.get_by_label("Password", exact=True)).to_be_visible()
+    story.screenshot(page, "sign-in")
+    story.passed.add("sign-in page")
+
+
+def test_master_admin_turns_switch_on(story):
+    story.require("sign-in page")
+    # TODO(placeholder): replaced by the settings page once it exists.
+    run_twofa(
+        story.env,
+        *("settings", PORTAL, "--two-factor", "on", "--as", ADMIN),
+        stdin=f"{PASSWORDS[ADMIN]}\n",
+    )
+    story.passed.add("switch on")
+
+
+def test_new_user_enrolls_with_qr(story):
+    story.require("switch on")
+    page = tab(story, USER)
+    submit_password(page, USER, PASSWORDS[USER])
+    authenticator = read_enrollment(page, USER)
+    story.screenshot(page, "enrollment")
+
+    submit_code(page, authenticator.next_code())
+    expect_signed_in(page, USER, "password and authentication code")
+    story.authenticators[USER] = authenticator
+    sign_out(page)
+    story.passed.add("user enrolled")
+
+
+def test_user_signs_in_with_later_code(story):
+    story.require("user enrolled")
+    page = tab(story, USER)
+    authenticator = story.authenticators[USER]
+
+    submit_password(page, USER, PASSWORDS[USER])
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    story.screenshot(page, "code-entry")
+    code = authenticator.code_at(int(time.time()) + PERIOD)
+    submit_code(page, code)
+    expect_signed_in(page, USER, "password and authentication code")
+    sign_out(page)
+    story.authenticators[USER].replayable_code = code
+    story.passed.add("user signed in again")
+
+
+def test_replayed_code_rejected(story):
+    story.require("user signed in again")
+    page = tab(story, USER)
+
+    submit_password(page, USER, PASSWORDS[USER])
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    submit_code(page, story.authenticators[USER].replayable_code)
+    expect(page.get_by_text("That code was already used.")).to_be_visible()
+    page.get_by_role("button", name="Sign in as someone else").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
