@@ -8,6 +8,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from core.errors import InvalidValue
 from core.text import is_text
 
+MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 
 
@@ -21,6 +22,8 @@ def make_hasher(fast: bool = False) -> PasswordHasher:
 def check_new_password(password: object) -> str:
     if not isinstance(password, str) or not password:
         raise InvalidValue("password must not be empty")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidValue(f"password must have at least {MIN_PASSWORD_CHARS} characters")
     if not is_text(password):
         raise InvalidValue(
             "password contains characters that are not valid Unicode text"
