@@ -9,38 +9,44 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import streamlit as st
 
-from core import signin
+from core import operators, signin
 from core.errors import NotSignedIn, TwoFactorError
-from core.models import UserKind
+from core.models import Profile, UserKind
+from core.operators import SignedInOperator
 from core.signin import SignedInUser
 from dashboard import state
 from dashboard.context import get_context
-from dashboard.screens import landing, sign_in
+from dashboard.pages import (
+    AUDIT_LOG,
+    ENROLLMENT_OVERVIEW,
+    FLOW_EXPLORER,
+    HOME,
+    INTERNAL_SETTINGS,
+    INTERNAL_USERS,
+    SIGN_IN,
+    SUPPORT_CONSOLE,
+    SUPPORT_SIGN_IN,
+    PageSpec,
+)
 
 log = logging.getLogger("dashboard.app")
 
 
-@dataclass(frozen=True)
-class PageSpec:
-    """The arguments of one ``st.Page``. The url_path must be unique across the app."""
-
-    render: Callable[[], None]
-    title: str
-    url_path: str
-    icon: str
-
-
-SIGNED_OUT_PAGES = (PageSpec(sign_in.render, "Sign in", "sign-in", ":material/login:"),)
-SIGNED_IN_PAGES = (PageSpec(landing.render, "Home", "home", ":material/home:"),)
-
 # Extra pages by role: a Profile value for internal users, or "customer".
-# For example a Master Admin's security settings page goes under "master_admin".
-ROLE_PAGES: dict[str, tuple[PageSpec, ...]] = {}
+ROLE_PAGES: dict[str, tuple[PageSpec, ...]] = {
+    Profile.MASTER_ADMIN.value: (
+        INTERNAL_SETTINGS,
+        INTERNAL_USERS,
+        ENROLLMENT_OVERVIEW,
+        AUDIT_LOG,
+    ),
+}
+OPERATOR_PAGES = (SUPPORT_CONSOLE, AUDIT_LOG)
+# The flow explorer works on a sandbox of its own, so every visitor gets it.
+EVERYONE_PAGES = (FLOW_EXPLORER,)
 
 
 def role_of(user: SignedInUser) -> str:
@@ -49,22 +55,53 @@ def role_of(user: SignedInUser) -> str:
     return user.profile
 
 
-def pages_for(user: SignedInUser | None) -> list[st.Page]:
-    """Build the pages that ``user`` may open; the first one is the default."""
-    if user is None:
-        specs = SIGNED_OUT_PAGES
-    else:
-        specs = SIGNED_IN_PAGES + ROLE_PAGES.get(role_of(user), ())
-    return [
-        st.Page(
-            spec.render,
-            title=spec.title,
-            url_path=spec.url_path,
-            icon=spec.icon,
-            default=index == 0,
-        )
-        for index, spec in enumerate(specs)
-    ]
+def page_sections(
+    user: SignedInUser | None, operator: SignedInOperator | None
+) -> dict[str, list[PageSpec]]:
+    """Return the pages that the visitor may open, by navigation section.
+
+    A portal user and a support operator may be signed in at once in one
+    browser session. A page that both may open is listed once.
+    """
+    portal = [SIGN_IN] if user is None else [HOME, *ROLE_PAGES.get(role_of(user), ())]
+    sections = {"Portal": portal}
+    if operator is not None:
+        sections["Support"] = [spec for spec in OPERATOR_PAGES if spec not in portal]
+    elif user is None:
+        sections["Support"] = [SUPPORT_SIGN_IN]
+    sections["Explore"] = list(EVERYONE_PAGES)
+    return sections
+
+
+def default_page(
+    user: SignedInUser | None, operator: SignedInOperator | None
+) -> PageSpec:
+    """Return the page shown when the requested page is not open to the visitor."""
+    if user is not None:
+        return HOME
+    if operator is not None:
+        return SUPPORT_CONSOLE
+    return SIGN_IN
+
+
+def pages_for(
+    user: SignedInUser | None, operator: SignedInOperator | None
+) -> dict[str, list[st.Page]]:
+    """Build the ``st.Page`` objects of ``page_sections`` for st.navigation."""
+    default = default_page(user, operator)
+    return {
+        section: [
+            st.Page(
+                spec.script,
+                title=spec.title,
+                url_path=spec.url_path,
+                icon=spec.icon,
+                default=spec == default,
+            )
+            for spec in specs
+        ]
+        for section, specs in page_sections(user, operator).items()
+    }
 
 
 def load_user() -> SignedInUser | None:
@@ -82,6 +119,23 @@ def load_user() -> SignedInUser | None:
         return None
     st.session_state[state.USER] = user
     return user
+
+
+def load_operator() -> SignedInOperator | None:
+    """Return the support operator of the operator session, dropping an ended session."""
+    token = st.session_state[state.OPERATOR_SESSION]
+    if token is None:
+        st.session_state[state.OPERATOR] = None
+        return None
+    try:
+        operator = operators.current_operator(get_context(), token)
+    except NotSignedIn:
+        state.forget_operator(
+            state.Notice("error", "Your support session has ended. Sign in again.")
+        )
+        return None
+    st.session_state[state.OPERATOR] = operator
+    return operator
 
 
 def report_failure(error: Exception, page_title: str | None) -> None:
@@ -112,7 +166,7 @@ def main() -> None:
     # they pass through this handler.
     page_title = None
     try:
-        page = st.navigation(pages_for(load_user()))
+        page = st.navigation(pages_for(load_user(), load_operator()))
         page_title = page.title
         page.run()
     except Exception as error:

@@ -1,8 +1,10 @@
-"""Session state of the dashboard: every key, its default, and the moves between screens.
+"""Session state of the dashboard: the keys that several screens share, their
+defaults, and the moves between screens.
 
 Streamlit keeps ``st.session_state`` per browser session, so a page reload
 starts a new session at the sign-in form, without the challenge or the
-session token.
+session tokens. A screen sets the defaults of its own keys at its top with
+``init_state``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Step(enum.StrEnum):
 class Notice:
     """A message kept for the next screen, for example why the visitor is back at the form."""
 
-    level: Literal["error", "info"]
+    level: Literal["error", "info", "success"]
     text: str
 
 
@@ -36,6 +38,10 @@ SESSION = "session"  # session token, set once signed in
 USER = "user"  # SignedInUser of SESSION, refreshed by app.py on every run
 NOTICE = "notice"
 PORTAL = "portal"  # the portal slug last submitted, to prefill the form
+# A support operator is not a portal user, so their session is kept apart from
+# SESSION, and both can be signed in at once in one browser session.
+OPERATOR_SESSION = "operator_session"
+OPERATOR = "operator"  # SignedInOperator of OPERATOR_SESSION, refreshed by app.py
 
 DEFAULTS = {
     STEP: Step.PASSWORD,
@@ -44,12 +50,17 @@ DEFAULTS = {
     USER: None,
     NOTICE: None,
     PORTAL: "",
+    OPERATOR_SESSION: None,
+    OPERATOR: None,
 }
 
 
-def init_state() -> None:
-    """Set every missing key to its default. Call this at the top of each run."""
-    for key, value in DEFAULTS.items():
+def init_state(defaults: dict[str, object] = DEFAULTS) -> None:
+    """Set every missing key of ``defaults`` to its default value.
+
+    app.py calls this with the shared keys at the top of each run.
+    """
+    for key, value in defaults.items():
         st.session_state.setdefault(key, value)
 
 
@@ -77,6 +88,22 @@ def forget_session(notice: Notice | None = None) -> None:
     st.session_state[USER] = None
 
 
+def finish_operator_sign_in(session_token: str) -> None:
+    st.session_state[OPERATOR_SESSION] = session_token
+
+
+def forget_operator(notice: Notice | None = None) -> None:
+    """Drop the operator's session token, so that the next run hides the support pages."""
+    st.session_state[OPERATOR_SESSION] = None
+    st.session_state[OPERATOR] = None
+    st.session_state[NOTICE] = notice
+
+
+def keep_notice(level: Literal["error", "info", "success"], text: str) -> None:
+    """Keep a message for the next run of the current page, for example after st.rerun."""
+    st.session_state[NOTICE] = Notice(level, text)
+
+
 def show_notice() -> None:
     """Show the kept notice once, then drop it."""
     notice = st.session_state[NOTICE]
@@ -85,5 +112,7 @@ def show_notice() -> None:
         return
     if notice.level == "error":
         st.error(notice.text)
+    elif notice.level == "success":
+        st.success(notice.text)
     else:
         st.info(notice.text)

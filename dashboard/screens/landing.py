@@ -1,4 +1,5 @@
-"""The landing page of a signed-in user: who is signed in, and the sign-out button."""
+"""The landing page of a signed-in user: who is signed in, what they can do, and the
+sign-out button."""
 
 from __future__ import annotations
 
@@ -6,9 +7,25 @@ import streamlit as st
 
 from core import signin
 from core.messages import format_time
-from dashboard import state
+from core.models import Profile, UserKind
+from core.signin import SignedInUser
+from dashboard import pages, state
 from dashboard.context import get_context
 from dashboard.format import escape_markdown, profile_label
+
+# The pages of a Master Admin, each with the actions it offers.
+MASTER_ADMIN_PAGES = (
+    (
+        pages.INTERNAL_SETTINGS,
+        "Turn two-factor authentication on or off, and set the code window.",
+    ),
+    (
+        pages.INTERNAL_USERS,
+        "See each user's enrollment state, and reset another user's enrollment.",
+    ),
+    (pages.ENROLLMENT_OVERVIEW, "Follow how many internal users have enrolled."),
+    (pages.AUDIT_LOG, "Read, filter and download the portal's security events."),
+)
 
 
 def render() -> None:
@@ -16,10 +33,7 @@ def render() -> None:
     user = st.session_state[state.USER]
 
     st.title("Signed in")
-    st.write(
-        "You are signed in to the billing portal. Pages for your profile will "
-        "appear in the menu as they are added."
-    )
+    st.write("You are signed in to the billing portal.")
 
     method = "password and authentication code" if user.with_code else "password only"
     st.markdown(
@@ -31,7 +45,38 @@ def render() -> None:
         f"- Session ends: {format_time(user.expires_at)}"
     )
 
+    show_what_you_can_do(user)
+
     if st.button("Sign out"):
         signin.sign_out(ctx, st.session_state[state.SESSION])
         state.forget_session(state.Notice("info", "You are signed out."))
         st.rerun()
+
+
+def show_what_you_can_do(user: SignedInUser) -> None:
+    st.subheader("What you can do")
+    if user.profile == Profile.MASTER_ADMIN:
+        st.write(
+            "As a Master Admin you manage two-factor authentication for your portal:"
+        )
+        for page, description in MASTER_ADMIN_PAGES:
+            st.page_link(page.script, label=page.title, icon=page.icon)
+            st.caption(description)
+    elif user.kind == UserKind.CUSTOMER:
+        st.write(
+            "Customer users sign in with a password only, whatever the portal's "
+            "two-factor setting."
+        )
+    else:
+        st.write(
+            "Your profile uses the portal; two-factor settings, the user list and "
+            "resets need a Master Admin. If you lose your phone, ask a Master Admin "
+            "of your portal to reset your enrollment."
+        )
+    page = pages.FLOW_EXPLORER
+    st.page_link(page.script, label=page.title, icon=page.icon)
+    st.caption("Try the sign-in flows on a sandbox portal, without touching real data.")
+
+
+if __name__ == "__main__":
+    render()

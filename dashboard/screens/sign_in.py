@@ -71,3 +71,7 @@ def password_form(ctx: Context) -> None:
         st.rerun()
 
     show_rejection(ctx, result)
+
+
+if __name__ == "__main__":
+    render()
