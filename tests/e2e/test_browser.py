@@ -12,6 +12,7 @@ QR code is read from the page with zxing-cpp.
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 import urllib.parse
@@ -24,6 +25,7 @@ from PIL import Image
 
 from tests.e2e.harness import (
     APP,
+    VIEWPORT,
     StreamlitServer,
     browser_skip_reason,
     dashboard_env,
@@ -36,7 +38,7 @@ from tests.helpers import SEEN
 if browser_skip_reason() is not None:
     pytest.skip(browser_skip_reason(), allow_module_level=True)
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, expect  # noqa: E402
 
 # The first run of a page opens the database, which can take seconds.
 expect.set_options(timeout=30_000)
@@ -112,10 +114,19 @@ class Story:
             )
 
     def screenshot(self, page: Page, name: str) -> None:
-        """Save a screenshot of the whole page as ``NAME.png``, with the pointer out of the way."""
+        """Save the whole page as ``NAME.png``, with the pointer out of the way.
+
+        Streamlit scrolls inside its main region, so the window is made as tall
+        as that region's content for the shot.
+        """
         page.mouse.move(0, 0)
         expect(page.get_by_role("img", name="Running...")).to_have_count(0)
-        page.screenshot(path=self.screenshot_dir / f"{name}.png", full_page=True)
+        height = page.get_by_role("main").evaluate("main => main.scrollHeight")
+        page.set_viewport_size({**VIEWPORT, "height": max(VIEWPORT["height"], height)})
+        try:
+            page.screenshot(path=self.screenshot_dir / f"{name}.png")
+        finally:
+            page.set_viewport_size(VIEWPORT)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +181,27 @@ def tab(story: Story, person: str) -> Page:
 # Screen actions. Selectors use the labels, roles and texts that a person sees.
 
 
+def navigation(page: Page) -> Locator:
+    """Return the sidebar's list of the pages that the visitor may open."""
+    return page.get_by_role("navigation", name="App pages")
+
+
+def open_page(page: Page, title: str, heading: str | None = None) -> None:
+    """Follow the sidebar link ``title`` and wait for the page's heading (the title by default)."""
+    navigation(page).get_by_role("link", name=title, exact=True).click()
+    expect(
+        page.get_by_role("heading", name=heading or title, exact=True)
+    ).to_be_visible()
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box ``label``."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+
+
 def submit_password(
     page: Page, username: str, password: str, portal: str = PORTAL
 ) -> None:
@@ -191,6 +223,8 @@ def expect_signed_in(page: Page, username: str, method: str) -> None:
 
 
 def sign_out(page: Page) -> None:
+    """Open the home page and press Sign out there."""
+    open_page(page, "Home", heading="Signed in")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
@@ -248,12 +282,21 @@ def test_sign_in_page_served(story):
 
 def test_master_admin_turns_switch_on(story):
     story.require("sign-in page")
-    # TODO(placeholder): replaced by the settings page once it exists.
-    run_twofa(
-        story.env,
-        *("settings", PORTAL, "--two-factor", "on", "--as", ADMIN),
-        stdin=f"{PASSWORDS[ADMIN]}\n",
-    )
+    page = tab(story, ADMIN)
+    submit_password(page, ADMIN, PASSWORDS[ADMIN])
+    expect_signed_in(page, ADMIN, "password only")
+
+    open_page(page, "Internal settings")
+    switch = page.get_by_role("switch", name="Two-factor authentication")
+    expect(switch).not_to_be_checked()
+    # The switch's input is hidden under its label, which takes the click.
+    page.locator("label", has=switch).click()
+    expect(page.get_by_text("Turn two-factor authentication on?")).to_be_visible()
+    page.get_by_role("button", name="Turn on").click()
+
+    expect(page.get_by_text("Two-factor authentication is on.")).to_be_visible()
+    expect(switch).to_be_checked()
+    story.screenshot(page, "settings")
     story.passed.add("switch on")
 
 
@@ -267,6 +310,11 @@ def test_new_user_enrolls_with_qr(story):
     submit_code(page, authenticator.next_code())
     expect_signed_in(page, USER, "password and authentication code")
     story.authenticators[USER] = authenticator
+    # Only a Master Admin gets the operations pages.
+    pages = navigation(page)
+    expect(pages.get_by_role("link", name="Home")).to_be_visible()
+    expect(pages.get_by_role("link", name="Internal settings")).to_have_count(0)
+    expect(pages.get_by_role("link", name="Internal users")).to_have_count(0)
     sign_out(page)
     story.passed.add("user enrolled")
 
@@ -297,3 +345,97 @@ def test_replayed_code_rejected(story):
     expect(page.get_by_text("That code was already used.")).to_be_visible()
     page.get_by_role("button", name="Sign in as someone else").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_master_admin_resets_user(story):
+    story.require("user signed in again")
+    page = tab(story, ADMIN)
+    # The Master Admin enrolls too, at the first sign-in after the switch.
+    sign_out(page)
+    submit_password(page, ADMIN, PASSWORDS[ADMIN])
+    admin_authenticator = read_enrollment(page, ADMIN)
+    submit_code(page, admin_authenticator.next_code())
+    expect_signed_in(page, ADMIN, "password and authentication code")
+    story.authenticators[ADMIN] = admin_authenticator
+
+    open_page(page, "Internal users")
+    expect(page.get_by_role("button", name="Reset", exact=True)).to_be_visible()
+    story.screenshot(page, "users")
+    choose(page, "User to reset", USER)
+    page.get_by_label("Reason", exact=True).fill("lost phone")
+    page.get_by_role("button", name="Reset", exact=True).click()
+    expect(page.get_by_text(f"Reset the enrollment of {USER}?")).to_be_visible()
+    page.get_by_role("button", name="Confirm reset").click()
+    expect(page.get_by_text(f"The enrollment of {USER} was reset")).to_be_visible()
+    story.passed.add("user reset")
+
+
+def test_reset_user_enrolls_again(story):
+    story.require("user reset")
+    page = tab(story, USER)
+    old_authenticator = story.authenticators[USER]
+
+    submit_password(page, USER, PASSWORDS[USER])
+    new_authenticator = read_enrollment(page, USER)
+    assert new_authenticator.secret != old_authenticator.secret
+    submit_code(page, new_authenticator.next_code())
+    expect_signed_in(page, USER, "password and authentication code")
+    sign_out(page)
+
+    # The old authenticator entry no longer works, the new one does.
+    submit_password(page, USER, PASSWORDS[USER])
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    submit_code(page, old_authenticator.next_code())
+    expect(page.get_by_text("That code is not correct.")).to_be_visible()
+    submit_code(page, new_authenticator.next_code())
+    expect_signed_in(page, USER, "password and authentication code")
+    sign_out(page)
+    story.authenticators[USER] = new_authenticator
+    story.passed.add("user enrolled again")
+
+
+def test_enrollment_overview_counts(story):
+    story.require("user enrolled again")
+    page = tab(story, ADMIN)
+    open_page(page, "Enrollment overview")
+    expect(page.get_by_text("Enrolled", exact=True)).to_be_visible()
+    story.screenshot(page, "enrollment-overview")
+
+
+def test_audit_page_lists_story(story):
+    story.require("user enrolled again")
+    page = tab(story, ADMIN)
+    open_page(page, "Audit log")
+    expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
+    story.screenshot(page, "audit")
+
+    rows = download_audit_csv(page)
+    shown = page.get_by_text("event(s), newest first.")
+    expect(shown).to_contain_text(f"{len(rows)} event(s)")
+    events = [(row["Event"], row["Actor"], row["Target"]) for row in rows]
+    expected = [
+        ("setting_changed", ADMIN, ""),
+        ("enrollment_started", USER, USER),
+        ("enrollment_confirmed", USER, USER),
+        ("code_accepted", USER, USER),
+        ("replay_rejected", USER, USER),
+        ("enrollment_started", ADMIN, ADMIN),
+        ("enrollment_confirmed", ADMIN, ADMIN),
+        ("enrollment_reset", ADMIN, USER),
+        ("code_rejected", USER, USER),
+        ("signed_out", USER, USER),
+    ]
+    for event in expected:
+        assert event in events, f"audit log has no {event} row"
+    reset = next(row for row in rows if row["Event"] == "enrollment_reset")
+    assert reset["Reason"] == "lost phone"
+    assert_no_leak("\n".join(str(row) for row in rows))
+    story.passed.add("audit page")
+
+
+def download_audit_csv(page: Page) -> list[dict[str, str]]:
+    """Press Download CSV on the audit page and return the rows of the file."""
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download CSV").click()
+    text = Path(download_info.value.path()).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
