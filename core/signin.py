@@ -299,6 +299,9 @@ def _submit_code(ctx: Context, challenge: str, code: object, now: int) -> SignIn
             .join(SecuritySettings, SecuritySettings.portal_id == Portal.id)
             .join(CodeThrottle, CodeThrottle.user_id == User.id)
             .where(SignInChallenge.token_hash == hash_token(challenge))
+            # Checks of one user's codes queue on the throttle row, so the lock
+            # check sees every earlier failure (SQLite queues on BEGIN IMMEDIATE).
+            .with_for_update(of=CodeThrottle)
         ).first()
         if row is None:
             return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)

@@ -143,6 +143,8 @@ _LOAD_ACTIVE = Prepared(
         _enrollment.c.generation == SecuritySettings.generation,
         SecuritySettings.two_factor_enabled == bindparam("enabled"),
     )
+    # Checks of one user's codes queue on the throttle row (see signin.submit_code).
+    .with_for_update(of=_throttle)
 )
 
 

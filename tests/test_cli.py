@@ -23,11 +23,14 @@ TWOFA = [sys.executable, "-m", "core.cli"]
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, db_url):
+    """The environment of a fresh installation on the test's database."""
     environment = dict(os.environ)
     environment.pop("TWOFA_DATABASE_URL", None)
     environment.pop("TWOFA_SECRET_KEY", None)
     environment["TWOFA_DATA_DIR"] = str(tmp_path / "data")
+    if not db_url.startswith("sqlite"):
+        environment["TWOFA_DATABASE_URL"] = db_url
     return environment
 
 

@@ -113,6 +113,7 @@ def test_action_with_a_forged_session_is_audited(ctx):
     assert rows[0].portal_slug == "acme"
 
 
+@pytest.mark.sqlite_only
 def test_database_files_are_private(ctx, tmp_path):
     add_acme(ctx)
     database = tmp_path / "twofa.sqlite3"

@@ -38,6 +38,7 @@ def test_migrations_match_the_models(ctx):
     assert differences == []
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_with_full_sync(ctx):
     with ctx.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -59,7 +60,7 @@ def test_missing_key_with_stored_secrets_stops_the_start(ctx, db_url, tmp_path, 
     key_file.unlink()
 
     with pytest.raises(KeyProblem, match="missing"):
-        open_context(db_url, clock=clock)
+        open_context(db_url, clock=clock, key_file=key_file)
     assert not key_file.exists(), "a new key was written over existing data"
 
 
@@ -70,10 +71,10 @@ def test_wrong_key_stops_the_start(ctx, db_url, clock):
         open_context(db_url, clock=clock, key=Fernet.generate_key())
 
 
-def test_malformed_key_stops_the_start(db_url, monkeypatch):
+def test_malformed_key_stops_the_start(db_url, monkeypatch, tmp_path):
     monkeypatch.setenv("TWOFA_SECRET_KEY", "not-a-fernet-key")
     with pytest.raises(KeyProblem, match="malformed"):
-        open_context(db_url)
+        open_context(db_url, key_file=tmp_path / "twofa.key")
 
 
 def test_key_from_the_environment_writes_no_key_file(tmp_path, monkeypatch):
@@ -110,6 +111,7 @@ def run_full_flow(ctx, clock):
     support.support_reset(ctx, operator, "SUP-9", "acme", "sam@acme.test", checklist)
 
 
+@pytest.mark.sqlite_only
 def test_database_file_and_audit_hold_no_secret(ctx, clock, tmp_path):
     run_full_flow(ctx, clock)
     with Session(ctx.engine) as session:
