@@ -26,7 +26,18 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 
-from core import admin, audit, db, demo, messages, operators, signin, support
+from core import (
+    admin,
+    audit,
+    db,
+    demo,
+    encryption,
+    keys,
+    messages,
+    operators,
+    signin,
+    support,
+)
 from core.context import Context, open_context
 from core.errors import (
     AlreadyExists,
@@ -345,6 +356,22 @@ def report_demo(ctx: Context) -> None:
         say("The database already has portals, so no demo portal was added.")
 
 
+def command_keys_rotate(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.close()  # the rotation opens the database with the keys it writes
+    result = keys.rotate_keys()
+    if result.from_environment:
+        say(
+            f"{result.rotated} secret(s) re-encrypted under the first key of "
+            f"{encryption.KEY_VARIABLE}; remove the old key from the variable now."
+        )
+    else:
+        say(
+            f"{result.rotated} secret(s) re-encrypted under a new key; "
+            f"{result.key_file} now holds the new key only."
+        )
+    return EXIT_OK
+
+
 def command_demo_seed(ctx: Context, args: argparse.Namespace) -> int:
     report_demo(ctx)
     return EXIT_OK
@@ -525,6 +552,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_parser.set_defaults(handler=command_audit)
 
+    keys_parser = commands.add_parser("keys", help="manage the secret encryption key")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser(
+        "rotate",
+        help="re-encrypt every secret under a new key, keeping the old key until done",
+    ).set_defaults(handler=command_keys_rotate)
+
     commands.add_parser(
         "demo-seed", help="create the demo portal and users"
     ).set_defaults(handler=command_demo_seed)
@@ -655,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_REJECTED
     finally:
-        ctx.engine.dispose()
+        ctx.close()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from sqlalchemy import Engine, func, select
 from core import db
 from core.clock import Clock, SystemClock
 from core.encryption import KEY_FILE_NAME, SecretBox, load_key
-from core.errors import KeyProblem
 from core.models import Enrollment, SupportOperator
 from core.passwords import make_hasher
 
@@ -45,6 +44,16 @@ class Context:
         if "pinned" in self.__dict__:
             self.pinned.close()
         self.engine.dispose()
+        log.info(
+            "core stopped on %s", self.engine.url.render_as_string(hide_password=True)
+        )
+
+
+def default_key_file(url: str) -> Path:
+    """Return the key file beside an SQLite file, or in the data folder otherwise."""
+    sqlite_file = db.sqlite_path(url)
+    folder = sqlite_file.parent if sqlite_file else db.data_dir()
+    return folder / KEY_FILE_NAME
 
 
 def _count_secrets(engine: Engine) -> int:
@@ -88,19 +97,20 @@ def open_context(
     engine = db.create_database_engine(url)
     db.upgrade_schema(engine)
 
-    if key is None:
-        if key_file is None:
-            sqlite_file = db.sqlite_path(url)
-            folder = sqlite_file.parent if sqlite_file else db.data_dir()
-            key_file = folder / KEY_FILE_NAME
-        key = load_key(key_file, database_has_secrets=_count_secrets(engine) > 0)
-
-    box = SecretBox(key)
     try:
+        if key is None:
+            key_file = key_file or default_key_file(url)
+            key = load_key(key_file, database_has_secrets=_count_secrets(engine) > 0)
+        box = SecretBox(key)
         _check_key(engine, box)
-    except KeyProblem:
+    except BaseException:
         engine.dispose()
         raise
+    log.info(
+        "core started on %s with %d key(s)",
+        engine.url.render_as_string(hide_password=True),
+        len(box.keys),
+    )
 
     return Context(
         engine=engine,

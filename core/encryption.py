@@ -1,7 +1,9 @@
 """Encryption of TOTP secrets at rest with Fernet (AES-128-CBC with HMAC-SHA256).
 
-The key comes from ``TWOFA_SECRET_KEY`` or from a key file beside the
-database. A key file is created, with mode 0600, only while the database
+The keys come from ``TWOFA_SECRET_KEY`` (comma-separated) or from a key file
+beside the database (one key per line). The first key encrypts; every key
+decrypts, which lets a rotation re-encrypt secrets while the old key still
+reads them. A key file is created, with mode 0600, only while the database
 holds no encrypted secret, so a lost key is never silently replaced.
 """
 
@@ -12,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from core.errors import KeyProblem
 
@@ -23,15 +25,18 @@ KEY_FILE_NAME = "twofa.key"
 
 
 class SecretBox:
-    """Encrypts and decrypts TOTP secrets with one Fernet key."""
+    """Encrypts TOTP secrets with the first key and decrypts them with any key."""
 
-    def __init__(self, key: bytes | str) -> None:
+    def __init__(self, keys: bytes | str | list[bytes]) -> None:
+        self.keys = split_keys(keys)
+        if not self.keys:
+            raise KeyProblem("no encryption key was given")
         try:
-            self._fernet = Fernet(key)
+            self._fernet = MultiFernet([Fernet(key) for key in self.keys])
         except (ValueError, TypeError) as error:
             raise KeyProblem(
-                "the encryption key is malformed: it must be 32 bytes in url-safe base64, "
-                "as `python -c 'from cryptography.fernet import Fernet; "
+                "an encryption key is malformed: each must be 32 bytes in url-safe "
+                "base64, as `python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'` prints"
             ) from error
 
@@ -41,6 +46,15 @@ class SecretBox:
 
     def encrypt(self, secret: bytes) -> bytes:
         return self._fernet.encrypt(secret)
+
+    def rotate(self, token: bytes) -> bytes:
+        """Re-encrypt a stored secret under the first key."""
+        try:
+            return self._fernet.rotate(bytes(token))
+        except InvalidToken as error:
+            raise KeyProblem(
+                "a stored secret cannot be decrypted with any configured key"
+            ) from error
 
     def decrypt(self, token: bytes) -> bytes:
         """Decrypt a stored secret, from memory when the same token was decrypted lately.
@@ -64,11 +78,40 @@ class SecretBox:
             ) from error
 
 
+def split_keys(keys: bytes | str | list[bytes]) -> list[bytes]:
+    """Return the keys of a comma- or line-separated text, first key first."""
+    if isinstance(keys, list):
+        return [bytes(key) for key in keys]
+    if isinstance(keys, str):
+        try:
+            keys = keys.encode("ascii")
+        except UnicodeEncodeError as error:
+            raise KeyProblem(
+                "an encryption key contains non-ASCII characters"
+            ) from error
+    parts = keys.replace(b",", b"\n").split(b"\n")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def write_key_file(key_file: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically, readable by its owner only."""
+    temporary = key_file.with_name(key_file.name + ".new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(b"".join(key + b"\n" for key in keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, key_file)
+
+
 def load_key(key_file: Path, database_has_secrets: bool) -> bytes:
-    """Return the key from the environment or ``key_file``, creating the file if allowed."""
+    """Return the keys from the environment or ``key_file``, creating the file if allowed."""
     from_environment = os.environ.get(KEY_VARIABLE)
     if from_environment:
-        return from_environment.encode("ascii")
+        try:
+            return from_environment.encode("ascii")
+        except UnicodeEncodeError as error:
+            raise KeyProblem(f"{KEY_VARIABLE} contains non-ASCII characters") from error
 
     if key_file.exists():
         if key_file.stat().st_mode & 0o077:
