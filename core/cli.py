@@ -681,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Exception as error:
         # One line for the person; the traceback only with TWOFA_LOG_LEVEL=DEBUG.
-        log.debug("command %s failed", args.command, exc_info=True)
+        log.error("command %s failed with %s", args.command, type(error).__name__)
+        log.debug("traceback of the failed command %s", args.command, exc_info=True)
         print(
             f"twofa: internal error ({type(error).__name__}); "
             "run again with TWOFA_LOG_LEVEL=DEBUG for details",

@@ -8,6 +8,7 @@ nothing, and it expires after ``CHALLENGE_SECONDS``.
 from __future__ import annotations
 
 import enum
+import logging
 import functools
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from core.passwords import verify_password
 from core.text import is_text
 from core.tokens import hash_token, new_token
 from core.verification import CodeCheck, Rejection, verify_code
+
+log = logging.getLogger(__name__)
 
 CHALLENGE_SECONDS = 5 * 60
 ENROLLMENT_SECONDS = 10 * 60
@@ -285,7 +288,8 @@ def submit_code(ctx: Context, challenge: str, code: object) -> SignInResult:
         return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)
     try:
         return _submit_code(ctx, challenge, code, now)
-    except _ChallengeTaken:
+    except _ChallengeTaken as taken:
+        log.info("challenge %s was completed by a concurrent request; undone", taken)
         return _result(Status.REJECTED, Reason.SIGN_IN_EXPIRED, now)
 
 
@@ -399,7 +403,7 @@ def _submit_code(ctx: Context, challenge: str, code: object, now: int) -> SignIn
         ).rowcount
         if claimed != 1:
             # The same challenge was completed by a concurrent request: undo this one.
-            raise _ChallengeTaken
+            raise _ChallengeTaken(found.id)
 
         token = _open_session(connection, user.id, now, with_code=True)
         audit.record(
@@ -568,6 +572,9 @@ def _ensure_pending_enrollment(
             )
     except IntegrityError:
         # Another sign-in of the same user created the pending enrollment first.
+        log.info(
+            "pending enrollment of user %d was created by a concurrent sign-in", user.id
+        )
         return
     audit.record(
         connection,

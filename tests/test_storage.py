@@ -160,3 +160,19 @@ def test_database_file_holds_no_code(tmp_path):
     for code in SEEN.codes:
         assert code not in values, f"a code is stored as a value ({len(values)} values)"
     assert os.path.exists(tmp_path / "twofa.sqlite3")
+
+
+def test_audit_csv_export_holds_no_secret(ctx, clock):
+    """The audit log as the dashboard exports it (a DataFrame written as CSV)."""
+    import pandas as pd
+
+    run_full_flow(ctx, clock)
+    with Session(ctx.engine) as session:
+        rows = [row.model_dump() for row in session.exec(select(AuditEvent))]
+    exported = pd.DataFrame(rows).to_csv(index=False).encode()
+
+    assert b"support_reset" in exported
+    for needle in SEEN.needles():
+        assert needle not in exported, "a secret or password is in the CSV export"
+    for code in SEEN.codes:
+        assert code.encode() not in exported, "a code is in the CSV export"
