@@ -8,8 +8,8 @@ nothing, and it expires after ``CHALLENGE_SECONDS``.
 from __future__ import annotations
 
 import enum
-import logging
 import functools
+import logging
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
