@@ -23,7 +23,9 @@ def check_new_password(password: object) -> str:
     if not isinstance(password, str) or not password:
         raise InvalidValue("password must not be empty")
     if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidValue(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        raise InvalidValue(
+            f"password must have at least {MIN_PASSWORD_CHARS} characters"
+        )
     if not is_text(password):
         raise InvalidValue(
             "password contains characters that are not valid Unicode text"
