@@ -552,6 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_parser.set_defaults(handler=command_audit)
 
+    # The simulator imports pandas and Altair, so its own parser is loaded only
+    # when the command is simulate; this entry lists it in the help.
+    commands.add_parser(
+        "simulate",
+        help="run a QA scenario (drift, replay, switch, brute-force); "
+        "see twofa simulate --help",
+        add_help=False,
+    ).add_argument("arguments", nargs=argparse.REMAINDER)
+
     keys_parser = commands.add_parser("keys", help="manage the secret encryption key")
     keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser(
@@ -647,8 +656,13 @@ class StartFailure(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["simulate"]:
+        from simulations import cli as simulation_cli
+
+        return simulation_cli.main(arguments)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
 
     try:
         ctx = start()
