@@ -1,7 +1,8 @@
 """pandas tables built from core results, for st.dataframe, charts and CSV export.
 
 Times come from the core as Unix seconds. Tables show them as UTC text with
-core.messages.format_time, and chart data carries them as UTC datetimes.
+core.messages.format_time. Chart data carries them as UTC datetimes, or as UTC
+text where a chart counts events per hour or day.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ AUDIT_COLUMNS = [
     "Reason",
     "Detail",
 ]
+# Audit events that span more than this many hours are counted per day, not per hour.
+HOURLY_SPAN_HOURS = 48
 OVERVIEW_STATES = {
     "enrolled": "Enrolled",
     "pending": "Pending",
@@ -111,14 +114,22 @@ def audit_table(events: Sequence[AuditEvent]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
 
 
-def event_times(events: Sequence[AuditEvent]) -> pd.DataFrame:
-    """Return the time (UTC datetime) and the event name of each audit event."""
-    return pd.DataFrame(
-        {
-            "Time": pd.to_datetime([event.at for event in events], unit="s", utc=True),
-            "Event": [event.event for event in events],
-        }
+def event_counts(events: Sequence[AuditEvent]) -> tuple[pd.DataFrame, str]:
+    """Count audit events per hour, or per day when they span more than two days.
+
+    Return the counts (columns Bucket, Event, Events; Bucket is the start of the
+    hour or day as UTC text) and the title of the bucket axis.
+    """
+    times = pd.to_datetime([event.at for event in events], unit="s", utc=True)
+    if len(times) and times.max() - times.min() > pd.Timedelta(hours=HOURLY_SPAN_HOURS):
+        buckets, title = times.floor("D").strftime("%Y-%m-%d"), "Day (UTC)"
+    else:
+        buckets, title = times.floor("h").strftime("%Y-%m-%d %H:00"), "Hour (UTC)"
+    frame = pd.DataFrame(
+        {"Bucket": buckets, "Event": [event.event for event in events]}
     )
+    counts = frame.groupby(["Bucket", "Event"]).size().reset_index(name="Events")
+    return counts, title
 
 
 def overview_history(history: Sequence[OverviewPoint]) -> pd.DataFrame:

@@ -23,10 +23,11 @@ from core import admin, operators, reports, signin
 from core.audit import Event
 from core.context import open_context
 from core.errors import PermissionDenied
+from core.models import AuditEvent
 from core.operators import OperatorStatus
 from core.signin import Status
 from core.verification import LOCK_AFTER_FAILURES
-from dashboard import flow, state
+from dashboard import flow, state, tables
 from dashboard.screens import support_console
 from tests.helpers import (
     OPERATOR,
@@ -673,3 +674,43 @@ def test_explorer_phone_offset_and_typed_code(core_ctx):
     )
     click(at, "Verify")
     assert at.success[0].value.startswith("alex is signed in with password and code")
+
+
+def test_event_counts_per_hour_or_day():
+    hour = 60 * 60
+    start = 1_800_000_000  # 2027-01-15 08:00:00 UTC
+    events = [
+        AuditEvent(at=start, event="signed_in", actor_kind="user", outcome="success"),
+        AuditEvent(
+            at=start + 60, event="signed_in", actor_kind="user", outcome="success"
+        ),
+        AuditEvent(
+            at=start + 2 * hour,
+            event="code_locked",
+            actor_kind="user",
+            outcome="rejected",
+        ),
+    ]
+
+    counts, title = tables.event_counts(events)
+    assert title == "Hour (UTC)"
+    assert counts.to_dict("records") == [
+        {"Bucket": "2027-01-15 08:00", "Event": "signed_in", "Events": 2},
+        {"Bucket": "2027-01-15 10:00", "Event": "code_locked", "Events": 1},
+    ]
+
+    events.append(
+        AuditEvent(
+            at=start + 72 * hour,
+            event="signed_in",
+            actor_kind="user",
+            outcome="success",
+        )
+    )
+    counts, title = tables.event_counts(events)
+    assert title == "Day (UTC)"
+    assert counts.to_dict("records") == [
+        {"Bucket": "2027-01-15", "Event": "code_locked", "Events": 1},
+        {"Bucket": "2027-01-15", "Event": "signed_in", "Events": 2},
+        {"Bucket": "2027-01-18", "Event": "signed_in", "Events": 1},
+    ]

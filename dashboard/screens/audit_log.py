@@ -21,7 +21,7 @@ from dashboard import state
 from dashboard.charts import event_chart
 from dashboard.context import get_context
 from dashboard.format import as_sentence, escape_markdown
-from dashboard.tables import audit_table, event_times
+from dashboard.tables import audit_table, event_counts
 
 ALL_PORTALS = "All portals"
 ALL_EVENTS = "All events"
@@ -146,8 +146,9 @@ def show_events(events: list[AuditEvent], filters: Filters) -> None:
     st.caption(summary)
     st.dataframe(table, hide_index=True)
 
+    counts, bucket_title = event_counts(events)
     st.altair_chart(
-        event_chart(event_times(events)),
+        event_chart(counts, bucket_title),
         alt="Number of audit events per hour or per day, by event",
     )
     st.download_button(
