@@ -117,8 +117,8 @@ def audit_table(events: Sequence[AuditEvent]) -> pd.DataFrame:
 def event_counts(events: Sequence[AuditEvent]) -> tuple[pd.DataFrame, str]:
     """Count audit events per hour, or per day when they span more than two days.
 
-    Return the counts (columns Bucket, Event, Events; Bucket is the start of the
-    hour or day as UTC text) and the title of the bucket axis.
+    Return the counts, with columns Bucket, Event and Events, and the title of
+    the bucket axis. A bucket is the start of its hour or day as UTC text.
     """
     times = pd.to_datetime([event.at for event in events], unit="s", utc=True)
     if len(times) and times.max() - times.min() > pd.Timedelta(hours=HOURLY_SPAN_HOURS):

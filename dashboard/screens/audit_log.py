@@ -86,7 +86,7 @@ def render() -> None:
 
 
 def choose_portal(ctx: Context, operator_session: str) -> str | None:
-    """Show the portal filter of an operator; return the chosen slug, or None for all."""
+    """Show an operator's portal filter and return the chosen slug, or None for all."""
     portals = support.find_portals(ctx, operator_session)
     names = {portal.slug: portal.name for portal in portals}
     choice = st.selectbox(

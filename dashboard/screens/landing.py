@@ -69,9 +69,9 @@ def show_what_you_can_do(user: SignedInUser) -> None:
         )
     else:
         st.write(
-            "Your profile uses the portal; two-factor settings, the user list and "
-            "resets need a Master Admin. If you lose your phone, ask a Master Admin "
-            "of your portal to reset your enrollment."
+            "Two-factor settings, the user list and resets need a Master Admin. If "
+            "you lose your phone, ask a Master Admin of your portal to reset your "
+            "enrollment."
         )
     page = pages.FLOW_EXPLORER
     st.page_link(page.script, label=page.title, icon=page.icon)

@@ -77,7 +77,7 @@ def signed_in_as(ctx: Context, operator: SignedInOperator, token: str) -> None:
 
 
 def choose_portal(ctx: Context, token: str) -> str | None:
-    """Show the portal search; return the chosen portal's slug, or None without a match."""
+    """Show the portal search and return the chosen slug, or None when nothing matches."""
     text = st.text_input("Portal", placeholder="Part of the portal's slug or name")
     portals = support.find_portals(ctx, token, text.strip())
     if not portals:
