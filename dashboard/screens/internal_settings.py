@@ -127,8 +127,9 @@ def window_section(
         )
         submitted = st.form_submit_button("Save window")
     st.caption(
-        f"Drift limit: {settings.drift_limit} time step(s). A phone whose codes match "
-        "off the current step is remembered up to this far; the deployment sets it."
+        f"Drift limit: {settings.drift_limit} time step(s). When a phone's codes match "
+        "another time step, that offset is remembered up to this many steps. The "
+        "deployment sets this limit, not the portal."
     )
     if not submitted:
         return

@@ -10,11 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core import operators, reports, support
-from core.admin import UserState
+from core.admin import PROFILE_LABELS, UserState
 from core.context import Context
 from core.errors import InvalidValue, NotFound, PermissionDenied
 from core.messages import format_time
-from core.models import UserKind
+from core.models import Profile, UserKind
 from core.operators import SignedInOperator
 from core.support import PortalOverview, SupportResetResult
 from dashboard import state
@@ -27,7 +27,6 @@ LAST_RESET = "support_last_reset"
 # Bumped after a guided reset, so that the next one starts with an empty form.
 RESET_ROUND = "support_reset_round"
 
-MASTER_ADMIN_LABEL = "Master Admin"
 CHECK_REQUESTER = "The requester's name and e-mail match the user record"
 CHECK_CALLED_BACK = "I called the requester back on the phone number on file"
 CHECK_LAST_ADMIN = "Second confirmation: this is the portal's last Master Admin"
@@ -112,7 +111,7 @@ def show_overview(overview: PortalOverview) -> None:
 
 def is_last_master_admin(user: UserState, overview: PortalOverview) -> bool:
     return (
-        user.profile == MASTER_ADMIN_LABEL
+        user.profile == PROFILE_LABELS[Profile.MASTER_ADMIN]
         and user.active
         and overview.master_admins == 1
     )
