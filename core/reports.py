@@ -58,8 +58,8 @@ class EnrollmentOverview:
 
 
 def _allowed_portal(
-    session: Session, viewer: Viewer, portal_slug: str | None, now: int
-):
+    session: Session, viewer: Viewer, portal_slug: str | None, now: int, report: str
+) -> int | None:
     """Return the portal id the viewer may read (None: every portal, operators only)."""
     if viewer.operator_session:
         signed_in_operator(session, viewer.operator_session, now)
@@ -72,7 +72,7 @@ def _allowed_portal(
     if user.profile != Profile.MASTER_ADMIN:
         raise PermissionDenied(
             f"your profile {admin.PROFILE_LABELS.get(user.profile, 'Customer')} lacks "
-            "the privilege to read the audit log; only a Master Admin can"
+            f"the privilege to read the {report}; only a Master Admin can"
         )
     if portal_slug and portal_slug != user.portal_slug:
         raise PermissionDenied(f"you are not a user of portal {portal_slug!r}")
@@ -103,7 +103,7 @@ def audit_events(
         raise InvalidValue("the start of the time range is after its end")
     now = ctx.now()
     with Session(ctx.reader) as session:
-        portal_id = _allowed_portal(session, viewer, portal_slug, now)
+        portal_id = _allowed_portal(session, viewer, portal_slug, now, "audit log")
         query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
         if portal_id is not None:
             query = query.where(AuditEvent.portal_id == portal_id)
@@ -129,7 +129,9 @@ def enrollment_overview(
     with the counts after every change as history."""
     now = ctx.now()
     with Session(ctx.reader) as session:
-        portal_id = _allowed_portal(session, viewer, portal_slug, now)
+        portal_id = _allowed_portal(
+            session, viewer, portal_slug, now, "enrollment overview"
+        )
         portal = session.get(Portal, portal_id)
         settings = session.get(SecuritySettings, portal_id)
         users = session.exec(
