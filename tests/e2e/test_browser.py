@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
+import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -23,8 +26,15 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from core.verification import LOCK_AFTER_FAILURES
+from dashboard.screens.support_console import (
+    CHECK_CALLED_BACK,
+    CHECK_LAST_ADMIN,
+    CHECK_REQUESTER,
+)
 from tests.e2e.harness import (
     APP,
+    REPO,
     VIEWPORT,
     StreamlitServer,
     browser_skip_reason,
@@ -38,7 +48,8 @@ from tests.helpers import SEEN
 if browser_skip_reason() is not None:
     pytest.skip(browser_skip_reason(), allow_module_level=True)
 
-from playwright.sync_api import Locator, Page, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
 # The first run of a page opens the database, which can take seconds.
 expect.set_options(timeout=30_000)
@@ -49,7 +60,11 @@ PORTAL_NAME = "Acme Billing"
 ADMIN = "boss"  # the portal's only Master Admin
 USER = "sam"  # an internal user with the Standard profile
 PASSWORDS = {ADMIN: "Boss-e2e-pass-3391", USER: "Sam-e2e-pass-7046"}
-SEEN.passwords.update(PASSWORDS.values())
+OPERATOR = "Jo Ops"  # a support operator of the vendor, not a portal user
+OPERATOR_PASSWORD = "Operator-e2e-pass-5182"
+TICKET = "SUP-1042"
+CHOOSE_TIMEOUT_SECONDS = 30
+SEEN.passwords.update([*PASSWORDS.values(), OPERATOR_PASSWORD])
 
 
 @dataclass
@@ -175,7 +190,11 @@ def tab(story: Story, person: str) -> Page:
         page.goto(story.server.url)
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
         story.tabs[person] = page
-    return story.tabs[person]
+    page = story.tabs[person]
+    # Headless Chromium 150 delays animation frames in a background tab by about
+    # 2 s, and Playwright waits for frames before each click.
+    page.bring_to_front()
+    return page
 
 
 # Screen actions. Selectors use the labels, roles and texts that a person sees.
@@ -194,12 +213,32 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
     ).to_be_visible()
 
 
-def choose(page: Page, label: str, option: str) -> None:
-    """Pick ``option`` in the select box ``label``."""
+def choose(page: Page, label: str, option: str | re.Pattern[str]) -> None:
+    """Pick ``option`` (the whole text, or a pattern) in the select box ``label``.
+
+    A rerun that is still under way when the list opens draws the box again,
+    closed, so the list is opened again until the option can be clicked.
+    """
     box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    item = page.get_by_role("option", name=option, exact=True)
+    deadline = time.monotonic() + CHOOSE_TIMEOUT_SECONDS
+    while True:
+        box.click()
+        try:
+            item.click(timeout=2_000)
+            break
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")
     expect(box).to_have_value(option)
+
+
+def tick(page: Page, label: str) -> None:
+    """Tick the checkbox ``label``. Its input is hidden under the label, which takes the click."""
+    box = page.get_by_role("checkbox", name=label, exact=True)
+    page.locator("label", has=box).click()
+    expect(box).to_be_checked()
 
 
 def submit_password(
@@ -439,3 +478,160 @@ def download_audit_csv(page: Page) -> list[dict[str, str]]:
         page.get_by_role("button", name="Download CSV").click()
     text = Path(download_info.value.path()).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_last_master_admin_locked_out(story):
+    story.require("audit page")
+    page = tab(story, ADMIN)
+    authenticator = story.authenticators[ADMIN]
+    sign_out(page)
+
+    submit_password(page, ADMIN, PASSWORDS[ADMIN])
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    for failures in range(1, LOCK_AFTER_FAILURES):
+        submit_code(page, authenticator.wrong_code())
+        expect(page.get_by_text(f"({failures} wrong in a row;")).to_be_visible()
+    submit_code(page, authenticator.wrong_code())
+    expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
+
+    # While locked, the password step answers "locked" as well.
+    page.get_by_role("button", name="Sign in as someone else").click()
+    submit_password(page, ADMIN, PASSWORDS[ADMIN])
+    expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
+    story.passed.add("admin locked out")
+
+
+def test_support_operator_resets_last_admin(story):
+    story.require("admin locked out")
+    operator_authenticator = add_operator(story.env, OPERATOR, OPERATOR_PASSWORD)
+    page = tab(story, OPERATOR)
+
+    open_page(page, "Support sign-in")
+    page.get_by_label("Operator", exact=True).fill(OPERATOR)
+    page.get_by_label("Password", exact=True).fill(OPERATOR_PASSWORD)
+    page.get_by_label("Authentication code", exact=True).fill(
+        operator_authenticator.next_code()
+    )
+    story.screenshot(page, "support-sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Support console")).to_be_visible()
+
+    page.get_by_label("Portal", exact=True).fill(PORTAL)
+    page.get_by_label("Portal", exact=True).press("Enter")
+    expect(
+        page.get_by_role("heading", name=f"{PORTAL_NAME} ({PORTAL})")
+    ).to_be_visible()
+    choose(page, "User to reset", re.compile(rf"^{ADMIN} \(Master Admin, "))
+    expect(
+        page.get_by_text(f"{ADMIN} is this portal's last Master Admin.")
+    ).to_be_visible()
+
+    # Without the second confirmation the core rejects the reset.
+    tick(page, CHECK_REQUESTER)
+    tick(page, CHECK_CALLED_BACK)
+    page.get_by_label("Ticket", exact=True).fill(TICKET)
+    page.get_by_role("button", name="Reset", exact=True).click()
+    expect(page.get_by_text("give the second confirmation")).to_be_visible()
+
+    tick(page, CHECK_LAST_ADMIN)
+    page.get_by_role("button", name="Reset", exact=True).click()
+    expect(page.get_by_text(f"The enrollment of {ADMIN} was reset")).to_be_visible()
+    expect(
+        page.get_by_text("They were the portal's last Master Admin.")
+    ).to_be_visible()
+    expect(page.get_by_text("Audit entry of this reset:")).to_be_visible()
+    story.screenshot(page, "support-console")
+    story.passed.add("support reset")
+
+
+def test_admin_enrolls_after_support_reset(story):
+    story.require("support reset")
+    page = tab(story, ADMIN)
+    old_authenticator = story.authenticators[ADMIN]
+
+    page.reload()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    submit_password(page, ADMIN, PASSWORDS[ADMIN])
+    new_authenticator = read_enrollment(page, ADMIN)
+    assert new_authenticator.secret != old_authenticator.secret
+    submit_code(page, new_authenticator.next_code())
+    expect_signed_in(page, ADMIN, "password and authentication code")
+    story.authenticators[ADMIN] = new_authenticator
+
+    open_page(page, "Audit log")
+    rows = download_audit_csv(page)
+    locks = [row for row in rows if row["Event"] == "code_locked"]
+    assert [row["Target"] for row in locks] == [ADMIN]
+    support_resets = [row for row in rows if row["Event"] == "support_reset"]
+    assert len(support_resets) == 1
+    assert support_resets[0]["Actor kind"] == "operator"
+    assert support_resets[0]["Actor"] == OPERATOR
+    assert support_resets[0]["Target"] == ADMIN
+    assert TICKET in support_resets[0]["Reason"]
+    assert_no_leak("\n".join(str(row) for row in rows))
+
+
+def test_flow_explorer_sandbox(story):
+    story.require("sign-in page")
+    page = tab(story, "visitor")
+    open_page(page, "Flow explorer")
+
+    choose(page, "Sandbox user", "owner (Master Admin)")
+    page.get_by_role("button", name="Submit password").click()
+    expect(
+        page.get_by_text("owner is signed in with the password only.")
+    ).to_be_visible()
+    page.get_by_role("button", name="Turn two-factor authentication on").click()
+    expect(page.get_by_text("Two-factor authentication is on.")).to_be_visible()
+
+    choose(page, "Sandbox user", "alex (Standard)")
+    page.get_by_role("button", name="Submit password").click()
+    expect(page.get_by_text("Password accepted for alex.")).to_be_visible()
+    page.get_by_role("button", name="Use the phone's code").click()
+    expect(page.get_by_text("alex is signed in with password and code")).to_be_visible()
+    page.get_by_role("button", name="Try a replay").click()
+    expect(page.get_by_text("That code was already used.")).to_be_visible()
+    story.screenshot(page, "flow-explorer")
+
+
+def add_operator(env: dict[str, str], name: str, password: str) -> Authenticator:
+    """Add a support operator with ``twofa operator add`` and confirm it with oathtool.
+
+    The command reads the password, prints the key URI, then reads the first
+    code, so the code is written only after the URI has been read.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "operator", "add", name],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        process.stdin.write(f"{password}\n")
+        process.stdin.flush()
+        output = []
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("Key URI:"):
+                break
+        else:
+            raise AssertionError(
+                f"operator add printed no Key URI line:\n{''.join(output)}"
+            )
+
+        uri = urllib.parse.urlsplit(line.removeprefix("Key URI:").strip())
+        secret = dict(urllib.parse.parse_qsl(uri.query))["secret"]
+        SEEN.add_secret(secret)
+        authenticator = Authenticator(secret)
+        remaining, _ = process.communicate(f"{authenticator.next_code()}\n", timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output.append(remaining)
+    assert process.returncode == 0, f"operator add failed:\n{''.join(output)}"
+    assert f"Operator {name!r} confirmed" in remaining
+    return authenticator
