@@ -27,6 +27,7 @@ from dashboard.pages import (
     INTERNAL_SETTINGS,
     INTERNAL_USERS,
     SIGN_IN,
+    SIMULATIONS,
     SUPPORT_CONSOLE,
     SUPPORT_SIGN_IN,
     PageSpec,
@@ -45,8 +46,9 @@ ROLE_PAGES: dict[str, tuple[PageSpec, ...]] = {
     ),
 }
 OPERATOR_PAGES = (SUPPORT_CONSOLE, AUDIT_LOG)
-# The flow explorer works on a sandbox of its own, so every visitor gets it.
-EVERYONE_PAGES = (FLOW_EXPLORER,)
+# The flow explorer and the simulations work on sandboxes of their own, so
+# every visitor gets them.
+EVERYONE_PAGES = (FLOW_EXPLORER, SIMULATIONS)
 
 
 def role_of(user: SignedInUser) -> str:

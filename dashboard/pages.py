@@ -58,3 +58,6 @@ SUPPORT_CONSOLE = PageSpec(
 FLOW_EXPLORER = PageSpec(
     "screens/flow_explorer.py", "Flow explorer", "flow-explorer", ":material/science:"
 )
+SIMULATIONS = PageSpec(
+    "screens/simulations.py", "Simulations", "simulations", ":material/query_stats:"
+)

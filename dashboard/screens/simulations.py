@@ -115,3 +115,7 @@ def show_result(result: Result) -> None:
             mime="text/csv",
             key=f"download-{name}",
         )
+
+
+if __name__ == "__main__":
+    render()
