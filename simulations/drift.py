@@ -246,6 +246,57 @@ def simulate(
     return Result(events, summary, report, {"by-offset": by_offset})
 
 
+@dataclass
+class CorePortal:
+    """A sandbox portal whose first users are enrolled, ready for the sign-ins of a plan."""
+
+    sandbox: Sandbox
+    scheduler: Scheduler
+    driver: PortalDriver
+    names: list[str]
+    enrollments: dict[str, int]  # enrollment id by username
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+
+def enroll_core_users(
+    plan: Plan, window: int, drift_limit: int, core_count: int, progress: Progress
+) -> CorePortal:
+    """Create a sandbox with the window and drift limit, and enroll ``core_count`` users.
+
+    Each user enrolls at the plan's enrollment time with a code of the
+    server's own time step, so every enrollment starts with drift 0.
+    """
+    sandbox = Sandbox.create(start=plan.enroll_time)
+    scheduler = Scheduler(sandbox.clock)
+    checker = InvariantChecker(sandbox.clock, lambda: scheduler.actions)
+    driver = PortalDriver(sandbox.ctx, SANDBOX_PORTAL, checker)
+    portal = CorePortal(sandbox, scheduler, driver, [], {})
+    try:
+        driver.know_user(OWNER, sandbox.passwords[OWNER], UserKind.INTERNAL)
+        session = driver.owner_session()
+        admin.set_window(sandbox.ctx, session, SANDBOX_PORTAL, window)
+        admin.set_drift_limit(sandbox.ctx, SANDBOX_PORTAL, drift_limit)
+
+        portal.names = [user_name(index) for index in range(core_count)]
+        driver.add_users([(name, PASSWORD, "standard") for name in portal.names])
+        driver.set_switch(True)
+        for name in portal.names:
+            result = driver.sign_in(name)
+            if result.status != Status.SIGNED_IN:
+                raise SimulationError(
+                    f"enrollment of {name} failed: {result.status} ({result.reason})"
+                )
+            enrollment_id, _ = active_enrollment(sandbox.ctx, driver.ids[name])
+            portal.enrollments[name] = enrollment_id
+            progress.advance()
+    except BaseException:
+        portal.close()
+        raise
+    return portal
+
+
 def run_core(
     plan: Plan, window: int, drift_limit: int, core_count: int, progress: Progress
 ) -> tuple[Outcomes, list, int]:
@@ -254,41 +305,20 @@ def run_core(
     Return the outcomes (rows past ``core_count`` stay OTHER), the users'
     pyotp entries and the number of invariant checks made.
     """
-    sandbox = Sandbox.create(start=plan.enroll_time)
+    portal = enroll_core_users(plan, window, drift_limit, core_count, progress)
     try:
-        scheduler = Scheduler(sandbox.clock)
-        checker = InvariantChecker(sandbox.clock, lambda: scheduler.actions)
-        driver = PortalDriver(sandbox.ctx, SANDBOX_PORTAL, checker)
-        driver.know_user(OWNER, sandbox.passwords[OWNER], UserKind.INTERNAL)
-        session = driver.owner_session()
-        admin.set_window(sandbox.ctx, session, SANDBOX_PORTAL, window)
-        admin.set_drift_limit(sandbox.ctx, SANDBOX_PORTAL, drift_limit)
-
-        names = [user_name(index) for index in range(core_count)]
-        driver.add_users([(name, PASSWORD, "standard") for name in names])
-        driver.set_switch(True)
-        enrollments = {}
-        for name in names:
-            result = driver.sign_in(name)
-            if result.status != Status.SIGNED_IN:
-                raise SimulationError(
-                    f"enrollment of {name} failed: {result.status} ({result.reason})"
-                )
-            enrollment_id, _ = active_enrollment(sandbox.ctx, driver.ids[name])
-            enrollments[name] = enrollment_id
-            progress.advance()
-
+        driver = portal.driver
         outcomes = Outcomes.empty(plan.users, plan.attempts)
-        for index, name in enumerate(names):
+        for index, name in enumerate(portal.names):
             actor = sign_in_actor(
-                plan, index, name, driver, enrollments[name], outcomes, progress
+                plan, index, name, driver, portal.enrollments[name], outcomes, progress
             )
-            scheduler.start(actor, at=int(plan.moments[index, 0]))
-        scheduler.run()
-        phones = [driver.phones[name].current for name in names]
-        return outcomes, phones, checker.checks
+            portal.scheduler.start(actor)
+        portal.scheduler.run()
+        phones = [driver.phones[name].current for name in portal.names]
+        return outcomes, phones, driver.checker.checks
     finally:
-        sandbox.close()
+        portal.close()
 
 
 def sign_in_actor(
@@ -300,28 +330,33 @@ def sign_in_actor(
     outcomes: Outcomes,
     progress: Progress,
 ):
-    """One user's sign-ins: read the phone's code, type it, and have the core check it."""
+    """One user's sign-ins, each checked by the core at the end of its typing delay.
+
+    The code is the one the phone showed at the reading moment: its time step
+    comes from the plan, so the actor wakes only once per sign-in, at the check.
+    """
     ctx = driver.ctx
     clock = ctx.clock
     user_id = driver.ids[name]
     phone = driver.phones[name].current
     checker = driver.checker
+    check_times = (plan.moments[index] + plan.delays[index]).tolist()
+    code_steps = plan.code_steps[index].tolist()
+    codes = outcomes.codes[index]
+    drift_after = outcomes.drift_after[index]
     drift = 0
-    for attempt in range(plan.attempts):
-        yield int(plan.moments[index, attempt]) - clock.now()
-        code = phone.generate_otp(int(plan.code_steps[index, attempt]))
-        yield int(plan.delays[index, attempt])
+    for attempt, check_time in enumerate(check_times):
+        yield check_time - clock.now()
+        code = phone.generate_otp(code_steps[attempt])
 
         verdict = verify_for_user(ctx, user_id, code)
         if verdict.accepted:
             checker.step_accepted(name, enrollment_id, verdict.step)
             drift = verdict.drift
-            outcomes.codes[index, attempt] = ACCEPTED
+            codes[attempt] = ACCEPTED
         else:
-            outcomes.codes[index, attempt] = _REJECTION_CODES.get(
-                verdict.rejection, OTHER
-            )
-        outcomes.drift_after[index, attempt] = drift
+            codes[attempt] = _REJECTION_CODES.get(verdict.rejection, OTHER)
+        drift_after[attempt] = drift
         progress.advance()
 
 

@@ -27,12 +27,22 @@ OWNER = "owner"
 SESSION_MARGIN_SECONDS = 60
 
 
+class PhoneEntry(pyotp.TOTP):
+    """One authenticator entry: pyotp's TOTP with the secret decoded once, not per code."""
+
+    def byte_secret(self) -> bytes:
+        cached = self.__dict__.get("_secret_bytes")
+        if cached is None:
+            cached = self._secret_bytes = super().byte_secret()
+        return cached
+
+
 @dataclass
 class Phone:
     """A user's authenticator app: the newest entry, and older entries that stay on the phone."""
 
-    current: pyotp.TOTP | None = None
-    older: list[pyotp.TOTP] = field(default_factory=list)
+    current: PhoneEntry | None = None
+    older: list[PhoneEntry] = field(default_factory=list)
 
     def scan(self, secret: str) -> None:
         """Add an entry for ``secret``, unless it is the current one (the same QR code again)."""
@@ -40,7 +50,7 @@ class Phone:
             return
         if self.current is not None:
             self.older.append(self.current)
-        self.current = pyotp.TOTP(secret)
+        self.current = PhoneEntry(secret)
 
     def code(self, now: float, offset_seconds: float = 0) -> tuple[str, int]:
         """Return the current entry's code and its time step on a phone ``offset_seconds`` ahead."""
