@@ -193,7 +193,7 @@ def main() -> int:
     scaling = (100, 200, 400) if args.quick else (1_000, 2_000, 4_000)
 
     # The scenario and the bare loop take turns, so that a busy spell of the
-    # machine falls on both; the ratio is judged on the median round.
+    # machine falls on both. The target is judged on the median round.
     rounds = []
     for _ in range(OVERHEAD_ROUNDS):
         overhead = measure_overhead(overhead_users, overhead_days)

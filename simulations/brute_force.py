@@ -1,7 +1,7 @@
-"""Brute force: an attacker who knows the password guesses codes as fast as throttling allows.
+"""Brute force: an attacker with the password guesses codes as fast as throttling allows.
 
-The attacker submits a guess every ``guess_seconds`` and, when the answer
-says code entry is locked, waits until the lock ends. The victim signs in
+The attacker submits a guess every ``guess_seconds`` and, when the response
+reports that code entry is locked, waits until the lock ends. The victim signs in
 ``legit_sign_ins_per_day`` times a day; a correct code clears the failure
 count, and a sign-in that finds the lock is counted as denied.
 

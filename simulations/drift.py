@@ -16,8 +16,8 @@ lock never decides an outcome.
 
 With drift tracking off, a code is accepted with the closed-form probability
 of ``analytic.acceptance_probabilities`` for the offset and delay of that
-attempt, so the report compares the observed count in every offset bucket
-with the sum of those probabilities, in binomial standard errors.
+attempt. The report compares the observed count in every offset bucket with
+the sum of those probabilities, in binomial standard errors.
 
 Up to ``core_users`` users per configuration go through the core. The others
 follow an acceptance model: a code is accepted when its step offset is within
@@ -59,8 +59,9 @@ from simulations.world import (
 WINDOWS = (0, 1, 2)
 DRIFT_LIMIT_ON = SecuritySettings.model_fields["drift_limit"].default
 SECONDS_PER_DAY = 86_400
-# Sign-ins start an hour after the enrollments, so no phone offset within the
-# parameter limits can give a first code of the enrollment's step or earlier.
+# Sign-ins start an hour after the enrollments. A phone would need to be an
+# hour behind, 6 standard deviations at the largest offset_sd_seconds, to show
+# a code of the enrollment's step or earlier at its first sign-in.
 FIRST_SIGN_IN_AFTER_SECONDS = 3_600
 # Room left at the end of each sign-in slot, so that consecutive checks of a
 # user are more than the longest lock (900 s) apart.
@@ -330,9 +331,9 @@ def sign_in_actor(
     outcomes: Outcomes,
     progress: Progress,
 ):
-    """One user's sign-ins, each checked by the core at the end of its typing delay.
+    """Run one user's sign-ins, each checked by the core at the end of its typing delay.
 
-    The code is the one the phone showed at the reading moment: its time step
+    The code is the one the phone showed at the reading moment. Its time step
     comes from the plan, so the actor wakes only once per sign-in, at the check.
     """
     ctx = driver.ctx
@@ -464,6 +465,7 @@ def offset_table(events: pd.DataFrame) -> pd.DataFrame:
         for low, high in zip(edges[:-1], edges[1:], strict=True)
     ]
     bucket = pd.cut(events["offset_seconds"], edges, right=False, labels=labels)
+
     p = events["p_accept_without_tracking"]
     table = (
         events.assign(
@@ -483,8 +485,10 @@ def offset_table(events: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
+
     table["acceptance_rate"] = table["accepted"] / table["attempts"]
     table["closed_form_rate"] = table["expected_accepted"] / table["attempts"]
+
     deviation = table["accepted"] - table["expected_accepted"]
     spread = np.sqrt(table["variance"])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -497,6 +501,7 @@ def offset_table(events: pd.DataFrame) -> pd.DataFrame:
     table["standard_errors_from_closed_form"] = np.where(
         table["drift_tracking"], np.nan, np.round(z, 6)
     )
+
     table["expected_accepted"] = table["expected_accepted"].round(6)
     table["closed_form_rate"] = table["closed_form_rate"].round(6)
     table["acceptance_rate"] = table["acceptance_rate"].round(6)
@@ -504,7 +509,9 @@ def offset_table(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _edge_label(edge: float) -> str:
-    return "-inf" if edge == -np.inf else "inf" if edge == np.inf else str(int(edge))
+    if np.isinf(edge):
+        return "-inf" if edge < 0 else "inf"
+    return str(int(edge))
 
 
 def daily_summary(events: pd.DataFrame) -> pd.DataFrame:

@@ -38,10 +38,11 @@ CODE_WHILE_ON = "code required while the switch is on"
 CUSTOMERS_NO_CODE = "customers never asked for a code"
 RESET_ONE_USER = "reset changes one user only"
 OLD_SECRET_REJECTED = "revoked secrets never work again"
+ACCEPTED_IS_ACTIVE = "an accepted code leaves an active enrollment"
 
 
 class InvariantChecker:
-    """Check the invariants on the outcomes a scenario sees, and raise on a breach.
+    """Check the invariants on the outcomes a scenario receives, and raise on a breach.
 
     ``step_counter`` returns the number of the scenario's current step, for
     the report; the clock gives the simulated time.
@@ -157,11 +158,19 @@ def user_snapshot(ctx: Context, portal_slug: str) -> dict[str, tuple[Any, ...]]:
             )
         ).all()
 
-    snapshot = {}
-    for user_id, username, failures, locked_until in users:
-        rows = tuple(tuple(row[1:]) for row in enrollments if row[0] == user_id)
-        open_challenges = tuple(
-            sorted(c_id for u_id, c_id in challenges if u_id == user_id)
+    rows_by_user: dict[int, list[tuple]] = {user_id: [] for user_id in ids}
+    for row in enrollments:
+        rows_by_user[row[0]].append(tuple(row[1:]))
+    challenges_by_user: dict[int, list[int]] = {user_id: [] for user_id in ids}
+    for user_id, challenge_id in challenges:
+        challenges_by_user[user_id].append(challenge_id)
+
+    return {
+        username: (
+            tuple(rows_by_user[user_id]),
+            failures,
+            locked_until,
+            tuple(sorted(challenges_by_user[user_id])),
         )
-        snapshot[username] = (rows, failures, locked_until, open_challenges)
-    return snapshot
+        for user_id, username, failures, locked_until in users
+    }

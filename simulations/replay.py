@@ -2,7 +2,7 @@
 
 The portal lives in a temporary SQLite file, opened by two app instances
 (two Contexts with their own engines, on one simulated clock). The users sign
-in on instance A and the attacker, who also knows the password, on instance B.
+in on instance A and the attacker, who also has the password, on instance B.
 Each sign-in is one trial of one case, drawn from the seed:
 
 - ``after``: the user submits the code, then the attacker submits the same
@@ -181,7 +181,7 @@ class ReplayRun:
         )
 
 
-# Which submissions of each case reuse a code that was submitted before.
+# Submissions of each case that reuse a code submitted before.
 REPLAY_SUBMISSIONS = {
     "after": {"attacker"},
     "before": {"user"},
@@ -265,7 +265,7 @@ def run_trials(
 
 
 def user_actor(run: ReplayRun, trials: list[Trial], progress: Progress):
-    """One user's trials, each with the attacker acting as its case says."""
+    """Run one user's trials, with the attacker acting as each trial's case requires."""
     for trial in trials:
         yield trial.moment - run.clock.now()
         if trial.case == "after":
@@ -395,9 +395,10 @@ def case_summary(events: pd.DataFrame) -> pd.DataFrame:
         f"{a} to {a + DELAY_BUCKET_SECONDS - 1} s" for a in low
     ]
     frame["bucket_order"] = low
+
     first_use = ~frame["is_replay"] & (frame["submission"] != "user retry")
     frame["first_use_accepted"] = np.where(first_use, frame["accepted"], 0)
-    # A race row holds two submissions: the first use and one replay.
+    # A race row stands for two submissions, the first use and one replay.
     race_row = frame["submission"] == "both instances"
     frame["first_use_accepted"] = np.where(
         race_row, np.minimum(frame["accepted"], 1), frame["first_use_accepted"]
@@ -417,6 +418,7 @@ def case_summary(events: pd.DataFrame) -> pd.DataFrame:
     frame["user_retry_accepted"] = np.where(
         frame["submission"] == "user retry", frame["accepted"], 0
     )
+
     summary = (
         frame.groupby(["case", "bucket_order", "replay_delay_bucket"])
         .agg(

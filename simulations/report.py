@@ -19,7 +19,7 @@ import pandas as pd
 from simulations import scenario_module
 from simulations.result import Result
 
-# Where the header and the tables go in the page that Altair writes.
+# Markers in Altair's page before which the header and the tables are inserted.
 _CHARTS_MARKER = '<div class="vega-visualization"'
 _END_MARKER = "</body>"
 _STYLE = """<style>

@@ -2,7 +2,7 @@
 
 An actor is a generator that yields the number of seconds it waits before it
 acts again. The scheduler sets the shared ManualClock to the time of each
-resumption, so every core call an actor makes sees the simulated time.
+resumption, so every core call an actor makes reads the simulated time.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def owner_actor(run: SwitchRun, rng: np.random.Generator):
 
 
 def internal_actor(run: SwitchRun, name: str, rng: np.random.Generator):
-    """An internal user who signs in at random moments, enrolling when asked."""
+    """Sign an internal user in at random moments, enrolling when the core requires it."""
     driver = run.driver
     phone = driver.phones[name]
     for wait in sign_in_moments(run, rng):
@@ -270,7 +270,7 @@ def try_older_entry(
 
 
 def customer_actor(run: SwitchRun, name: str, rng: np.random.Generator):
-    """A customer who signs in with the password alone at random moments."""
+    """Sign a customer in with the password alone at random moments."""
     for wait in sign_in_moments(run, rng):
         yield wait
         result = run.driver.submit_password(name)

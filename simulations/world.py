@@ -17,7 +17,11 @@ from core.context import Context
 from core.models import Enrollment, EnrollmentStatus, Portal, User, UserKind
 from core.signin import SignInResult, Status
 from simulations.errors import SimulationError
-from simulations.invariants import InvariantChecker, user_snapshot
+from simulations.invariants import (
+    ACCEPTED_IS_ACTIVE,
+    InvariantChecker,
+    user_snapshot,
+)
 
 PERIOD = totp.DEFAULT_PERIOD
 DIGITS = totp.DEFAULT_DIGITS
@@ -91,7 +95,7 @@ def active_enrollment(ctx: Context, user_id: int) -> tuple[int, int] | None:
 class PortalDriver:
     """Run sign-ins and admin actions on one portal through the core, checking invariants.
 
-    The driver records what the simulation knows independently of the
+    The driver stores what the simulation tracks independently of the
     database: each user's kind, password and phone, and whether the switch is
     on. ``ctx`` arguments let a scenario use another app instance on the same
     database.
@@ -168,9 +172,7 @@ class PortalDriver:
         """Read the step the core just accepted for ``username`` and check it."""
         found = active_enrollment(ctx or self.ctx, self.ids[username])
         if found is None:
-            self.checker.fail(
-                "accepted code has an active enrollment", username, enrollment=None
-            )
+            self.checker.fail(ACCEPTED_IS_ACTIVE, username, enrollment=None)
             return
         enrollment_id, last_step = found
         self.checker.step_accepted(username, enrollment_id, last_step)
