@@ -106,7 +106,7 @@ class _Refusal(Exception):
         self.detail = detail
 
 
-def _refuse(
+def refuse(
     actor: SignedInUser,
     portal: Portal,
     action: str,
@@ -114,14 +114,15 @@ def _refuse(
     target: str | None = None,
     detail: dict[str, object] | None = None,
 ) -> NoReturn:
+    """Reject an action of a signed-in user; the audits_refusals wrapper audits it."""
     raise _Refusal(actor, portal, action, message, target, detail)
 
 
-def _audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
+def audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
     """Audit every refusal in a transaction of its own, then raise PermissionDenied.
 
-    A refusal for want of a valid session (NotSignedIn) is audited too, with
-    the portal named in the call and no actor.
+    Any other PermissionDenied, NotSignedIn included, is audited too, with the
+    portal named in the call and no actor, because no valid actor is known.
     """
     signature = inspect.signature(function)
 
@@ -129,7 +130,7 @@ def _audits_refusals(function: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
-        except NotSignedIn as error:
+        except PermissionDenied as error:
             ctx = args[0]
             assert isinstance(ctx, Context)
             slug = signature.bind_partial(*args, **kwargs).arguments.get("portal_slug")
@@ -212,7 +213,7 @@ def create_portal(ctx: Context, slug: str, name: str) -> Portal:
     return portal
 
 
-@_audits_refusals
+@audits_refusals
 def add_user(
     ctx: Context,
     portal_slug: str,
@@ -246,7 +247,7 @@ def add_user(
             actor = None
             if _count_master_admins(session, portal.id) > 0:
                 if session_token is None:
-                    raise PermissionDenied(
+                    raise NotSignedIn(
                         f"portal {portal.slug!r} has a Master Admin: sign in as a Master "
                         "Admin to add users"
                     )
@@ -286,7 +287,7 @@ def add_user(
         ) from error
 
 
-@_audits_refusals
+@audits_refusals
 def set_two_factor(
     ctx: Context, session_token: str, portal_slug: str, enabled: bool
 ) -> SwitchResult:
@@ -345,7 +346,7 @@ def set_two_factor(
         return SwitchResult(enabled, True, revoked, settings.generation)
 
 
-@_audits_refusals
+@audits_refusals
 def set_window(ctx: Context, session_token: str, portal_slug: str, window: int) -> None:
     """Set how many time steps on either side of ours are accepted (Master Admin only)."""
     if not isinstance(window, int) or isinstance(window, bool):
@@ -407,7 +408,7 @@ def set_drift_limit(ctx: Context, portal_slug: str, drift_limit: int) -> None:
         )
 
 
-@_audits_refusals
+@audits_refusals
 def reset_enrollment(
     ctx: Context,
     session_token: str,
@@ -442,7 +443,7 @@ def reset_enrollment(
         elif target.kind != UserKind.INTERNAL:
             refusal = f"{target_username!r} is a customer user, who never enrolls"
         if refusal is not None:
-            _refuse(actor, portal, "reset enrollment", refusal, target_username)
+            refuse(actor, portal, "reset enrollment", refusal, target_username)
 
         revoked = reset_user_state(session.connection(), target.id, now)
         audit.record(
@@ -541,7 +542,7 @@ def user_states(session: Session, portal_id: int, now: int) -> list[UserState]:
     return states
 
 
-@_audits_refusals
+@audits_refusals
 def list_users(ctx: Context, session_token: str, portal_slug: str) -> list[UserState]:
     """Return the users of a portal with their enrollment state (Master Admin only)."""
     with Session(ctx.engine) as session, session.begin():
@@ -583,7 +584,7 @@ def _require_master_admin(
     actor = signed_in_user(session, session_token, ctx.now())
     portal = find_portal(session, portal_slug)
     if actor.portal_id != portal.id:
-        _refuse(
+        refuse(
             actor,
             portal,
             action,
@@ -592,7 +593,7 @@ def _require_master_admin(
         )
     if actor.profile != Profile.MASTER_ADMIN:
         label = PROFILE_LABELS.get(actor.profile, "Customer")
-        _refuse(
+        refuse(
             actor,
             portal,
             action,
@@ -604,21 +605,29 @@ def _require_master_admin(
 def _check_reason(reason: str | None) -> str | None:
     if reason is None:
         return None
-    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+    if not is_text(reason, MAX_REASON_CHARS):
         raise InvalidValue(
-            f"reason must be text of at most {MAX_REASON_CHARS} characters"
+            f"reason must be text of at most {MAX_REASON_CHARS} characters, "
+            "without NUL or unpaired surrogate characters"
         )
     return reason.strip() or None
 
 
 def _revoke_portal(connection, portal_id: int, now: int) -> int:
     """Revoke every live enrollment, open challenge and code lock of a portal."""
+    users = select(User.id).where(User.portal_id == portal_id)
+    # Throttle rows first, in the order a code check locks them (throttle, then
+    # enrollment), so the two cannot deadlock on PostgreSQL.
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id.in_(users))
+        .values(failures=0, locked_until=0)
+    )
     revoked = connection.execute(
         update(Enrollment)
         .where(Enrollment.portal_id == portal_id, Enrollment.status.in_(LIVE_STATUSES))
         .values(status=EnrollmentStatus.REVOKED, ended_at=now)
     ).rowcount
-    users = select(User.id).where(User.portal_id == portal_id)
     connection.execute(
         update(SignInChallenge)
         .where(
@@ -627,16 +636,17 @@ def _revoke_portal(connection, portal_id: int, now: int) -> int:
         )
         .values(state=ChallengeState.CANCELLED)
     )
-    connection.execute(
-        update(CodeThrottle)
-        .where(CodeThrottle.user_id.in_(users))
-        .values(failures=0, locked_until=0)
-    )
     return revoked
 
 
 def reset_user_state(connection, user_id: int, now: int) -> int:
     """Revoke one user's live enrollment, open challenges, code lock and sessions."""
+    # The throttle row first, as in _revoke_portal.
+    connection.execute(
+        update(CodeThrottle)
+        .where(CodeThrottle.user_id == user_id)
+        .values(failures=0, locked_until=0)
+    )
     revoked = connection.execute(
         update(Enrollment)
         .where(Enrollment.user_id == user_id, Enrollment.status.in_(LIVE_STATUSES))
@@ -649,11 +659,6 @@ def reset_user_state(connection, user_id: int, now: int) -> int:
             SignInChallenge.state == ChallengeState.OPEN,
         )
         .values(state=ChallengeState.CANCELLED)
-    )
-    connection.execute(
-        update(CodeThrottle)
-        .where(CodeThrottle.user_id == user_id)
-        .values(failures=0, locked_until=0)
     )
     connection.execute(
         update(AuthSession)

@@ -116,9 +116,10 @@ def record(
 
 
 def _storable(text: str | None) -> str | None:
-    """Return text that the database accepts: lone surrogates become escapes."""
+    """Return text that every database accepts: NUL and lone surrogates become escapes."""
     if text is None:
         return None
+    text = text.replace("\x00", "\\x00")
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 

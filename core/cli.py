@@ -47,6 +47,7 @@ from core.errors import (
     PermissionDenied,
     TwoFactorError,
 )
+from core.passwords import check_new_password
 from core.signin import Status
 
 log = logging.getLogger("twofa.cli")
@@ -173,6 +174,9 @@ def command_user_add(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidValue("the two passwords differ; nothing was changed")
     if not password:
         raise InvalidValue("no password was given; nothing was changed")
+    # Check the new user's details before the acting user signs in.
+    admin.check_username(args.username)
+    check_new_password(password)
     session = None
     if args.acting_user is not None:
         session = sign_in(ctx, reader, args.portal, args.acting_user).session
@@ -595,6 +599,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on standard error."""
 
     def error(self, message: str) -> NoReturn:
+        message = message.replace("\n", "\\n")
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 

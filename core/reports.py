@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from core import admin
 from core.context import Context
-from core.errors import InvalidValue, NotSignedIn, PermissionDenied
+from core.errors import InvalidValue, NotSignedIn
 from core.models import (
     AuditEvent,
     Enrollment,
@@ -26,6 +26,7 @@ from core.models import (
 )
 from core.operators import signed_in_operator
 from core.signin import signed_in_user
+from core.text import is_text
 
 MAX_AUDIT_ROWS = 10_000
 
@@ -69,16 +70,28 @@ def _allowed_portal(
     if not viewer.session:
         raise NotSignedIn("not signed in")
     user = signed_in_user(session, viewer.session, now)
+    portal = admin.find_portal(session, portal_slug or user.portal_slug)
     if user.profile != Profile.MASTER_ADMIN:
-        raise PermissionDenied(
-            f"your profile {admin.PROFILE_LABELS.get(user.profile, 'Customer')} lacks "
-            f"the privilege to read the {report}; only a Master Admin can"
+        label = admin.PROFILE_LABELS.get(user.profile, "Customer")
+        admin.refuse(
+            user,
+            portal,
+            f"read the {report}",
+            f"your profile {label} lacks the privilege to read the {report}; "
+            "only a Master Admin can",
         )
-    if portal_slug and portal_slug != user.portal_slug:
-        raise PermissionDenied(f"you are not a user of portal {portal_slug!r}")
+    if portal.id != user.portal_id:
+        admin.refuse(
+            user,
+            portal,
+            f"read the {report}",
+            f"you are not a user of portal {portal.slug!r}",
+            detail={"actor_portal": user.portal_slug},
+        )
     return user.portal_id
 
 
+@admin.audits_refusals
 def audit_events(
     ctx: Context,
     viewer: Viewer,
@@ -95,6 +108,9 @@ def audit_events(
     ``username`` matches the actor or the target. ``since`` and ``until`` are
     Unix seconds, both inclusive.
     """
+    for name, value in (("username", username), ("event", event)):
+        if value is not None and not is_text(value, 200):
+            raise InvalidValue(f"the {name} filter is not usable text")
     if not isinstance(limit, int) or not 1 <= limit <= MAX_AUDIT_ROWS:
         raise InvalidValue(
             f"limit {limit!r} is out of range: use 1 to {MAX_AUDIT_ROWS}"
@@ -122,6 +138,7 @@ def audit_events(
         return events
 
 
+@admin.audits_refusals
 def enrollment_overview(
     ctx: Context, viewer: Viewer, portal_slug: str
 ) -> EnrollmentOverview:

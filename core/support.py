@@ -58,11 +58,14 @@ def check_ticket(ticket: object) -> str:
     return ticket
 
 
+@admin.audits_refusals
 def find_portals(ctx: Context, operator_session: str, text: str = "") -> list[Portal]:
     """Return the portals whose slug or name contains ``text`` (any case)."""
     with Session(ctx.reader) as session:
         signed_in_operator(session, operator_session, ctx.now())
         query = select(Portal).order_by(Portal.slug)
+        if text and not is_text(text, 200):
+            raise InvalidValue("the portal search text is not usable text")
         if text:
             pattern = f"%{text.lower()}%"
             query = query.where(
@@ -75,6 +78,7 @@ def find_portals(ctx: Context, operator_session: str, text: str = "") -> list[Po
         return portals
 
 
+@admin.audits_refusals
 def portal_overview(
     ctx: Context, operator_session: str, portal_slug: str
 ) -> PortalOverview:
@@ -93,6 +97,7 @@ def portal_overview(
         )
 
 
+@admin.audits_refusals
 def support_reset(
     ctx: Context,
     operator_session: str,

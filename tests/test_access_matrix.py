@@ -83,7 +83,7 @@ EXPECTED_TABLE = """
 action                 boss ann  sam  rita cory oper anon forged
 set_two_factor         AD   DD   DD   DD   DD   NN   NN   NN
 set_window             AD   DD   DD   DD   DD   NN   NN   NN
-add_user               AD   DD   DD   DD   DD   NN   DD   NN
+add_user               AD   DD   DD   DD   DD   NN   NN   NN
 list_users             AD   DD   DD   DD   DD   NN   NN   NN
 reset_other_user       AD   DD   DD   DD   DD   NN   NN   NN
 reset_own_enrollment   DD   DD   DD   DD   DD   NN   NN   NN
@@ -96,29 +96,6 @@ support_reset          NN   NN   NN   NN   NN   AA   NN   NN
 EXPECTED = {
     line.split()[0]: line.split()[1:]
     for line in EXPECTED_TABLE.strip().splitlines()[1:]
-}
-
-# Refusals that the core raises without writing an audit row. Each one leaves
-# a rejected action out of the audit log, so its audit test is a strict xfail.
-REPORTS_GAP = (
-    "core.reports raises PermissionDenied or NotSignedIn for a refused reader "
-    "without writing an action_rejected audit row"
-)
-SUPPORT_GAP = (
-    "core.support raises NotSignedIn for a caller without an operator session "
-    "before anything is audited"
-)
-ADD_USER_GAP = (
-    "admin.add_user without a session raises PermissionDenied directly, which "
-    "the refusal-auditing wrapper does not catch, so no audit row is written"
-)
-AUDIT_GAPS = {
-    ("audit_events", None): REPORTS_GAP,
-    ("enrollment_overview", None): REPORTS_GAP,
-    ("portal_overview", None): SUPPORT_GAP,
-    ("find_portals", None): SUPPORT_GAP,
-    ("support_reset", None): SUPPORT_GAP,
-    ("add_user", "anonymous"): ADD_USER_GAP,
 }
 
 
@@ -159,12 +136,8 @@ def cell_id(cell: tuple[str, str, str]) -> str:
 def audited_refusal_params():
     params = []
     for action, actor, where in REFUSED_CELLS:
-        gap = AUDIT_GAPS.get((action, actor)) or AUDIT_GAPS.get((action, None))
-        marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
         params.append(
-            pytest.param(
-                action, actor, where, marks=marks, id=cell_id((action, actor, where))
-            )
+            pytest.param(action, actor, where, id=cell_id((action, actor, where)))
         )
     return params
 

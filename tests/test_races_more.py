@@ -11,9 +11,7 @@ import time
 from collections import Counter
 from functools import partial
 
-import psycopg.errors
 import pytest
-import sqlalchemy.exc
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -45,31 +43,11 @@ from tests.helpers import (
 ROUNDS = 24
 SAM = "sam@acme.test"
 
-# PostgreSQL runs these races into a deadlock. submit_code locks the user's
-# code_throttle row (SELECT ... FOR UPDATE) and then updates the enrollment,
-# while reset_enrollment and set_two_factor(off) update the enrollment first
-# and the code_throttle row after it. PostgreSQL aborts one of the two with
-# DeadlockDetected, and the error reaches the caller unhandled. SQLite takes
-# its write lock at BEGIN, so its transactions never interleave this way.
+# These races once deadlocked on PostgreSQL, when submit_code locked the
+# code_throttle row before the enrollment and the admin actions the other way
+# round. Both now lock the throttle row first.
 LOCK_ORDER_DEADLOCK = pytest.mark.parametrize(
-    "db_url",
-    [
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=(
-                    sqlalchemy.exc.OperationalError,
-                    psycopg.errors.DeadlockDetected,
-                ),
-                reason="product bug: submit_code and the admin actions lock "
-                "code_throttle and enrollment rows in opposite orders, so "
-                "PostgreSQL aborts one with DeadlockDetected",
-            ),
-        ),
-    ],
-    indirect=True,
+    "db_url", ["sqlite", "postgresql"], indirect=True
 )
 
 
@@ -349,13 +327,6 @@ def wait_for_waiting_backends(ctx, count):
         time.sleep(0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(sqlalchemy.exc.OperationalError, psycopg.errors.DeadlockDetected),
-    reason="product bug: submit_code and the admin actions lock code_throttle "
-    "and enrollment rows in opposite orders, so PostgreSQL aborts one with "
-    "DeadlockDetected",
-)
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("action", ["reset", "switch off"])
 def test_staged_admin_action_and_code_check(ctx, clock, open_instances, action):
