@@ -49,7 +49,6 @@ if browser_skip_reason() is not None:
     pytest.skip(browser_skip_reason(), allow_module_level=True)
 
 from playwright.sync_api import Locator, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
 # The first run of a page opens the database, which can take seconds.
 expect.set_options(timeout=30_000)
@@ -63,7 +62,6 @@ PASSWORDS = {ADMIN: "Boss-e2e-pass-3391", USER: "Sam-e2e-pass-7046"}
 OPERATOR = "Jo Ops"  # a support operator of the vendor, not a portal user
 OPERATOR_PASSWORD = "Operator-e2e-pass-5182"
 TICKET = "SUP-1042"
-CHOOSE_TIMEOUT_SECONDS = 30
 SEEN.passwords.update([*PASSWORDS.values(), OPERATOR_PASSWORD])
 
 
@@ -135,7 +133,7 @@ class Story:
         as that region's content for the shot.
         """
         page.mouse.move(0, 0)
-        expect(page.get_by_role("img", name="Running...")).to_have_count(0)
+        wait_until_idle(page)
         height = page.get_by_role("main").evaluate("main => main.scrollHeight")
         page.set_viewport_size({**VIEWPORT, "height": max(VIEWPORT["height"], height)})
         try:
@@ -200,6 +198,24 @@ def tab(story: Story, person: str) -> Page:
 # Screen actions. Selectors use the labels, roles and texts that a person sees.
 
 
+def wait_until_idle(page: Page) -> None:
+    """Wait until the page's script run has finished.
+
+    Streamlit marks its root element with ``data-test-script-state`` for
+    tests. A click or a typed value that arrives while a run is still under
+    way can be lost when that run draws the page again.
+    """
+    expect(page.locator("[data-test-script-state]")).to_have_attribute(
+        "data-test-script-state", "notRunning"
+    )
+
+
+def press(page: Page, name: str) -> None:
+    """Click the button ``name`` once the current script run has finished."""
+    wait_until_idle(page)
+    page.get_by_role("button", name=name, exact=True).click()
+
+
 def navigation(page: Page) -> Locator:
     """Return the sidebar's list of the pages that the visitor may open."""
     return page.get_by_role("navigation", name="App pages")
@@ -207,6 +223,7 @@ def navigation(page: Page) -> Locator:
 
 def open_page(page: Page, title: str, heading: str | None = None) -> None:
     """Follow the sidebar link ``title`` and wait for the page's heading (the title by default)."""
+    wait_until_idle(page)
     navigation(page).get_by_role("link", name=title, exact=True).click()
     expect(
         page.get_by_role("heading", name=heading or title, exact=True)
@@ -216,26 +233,20 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
 def choose(page: Page, label: str, option: str | re.Pattern[str]) -> None:
     """Pick ``option`` (the whole text, or a pattern) in the select box ``label``.
 
-    A rerun that is still under way when the list opens draws the box again,
-    closed, so the list is opened again until the option can be clicked.
+    The box is scrolled into view before its list opens, because the list
+    closes when the page scrolls under it.
     """
+    wait_until_idle(page)
     box = page.get_by_role("combobox", name=label, exact=True)
-    item = page.get_by_role("option", name=option, exact=True)
-    deadline = time.monotonic() + CHOOSE_TIMEOUT_SECONDS
-    while True:
-        box.click()
-        try:
-            item.click(timeout=2_000)
-            break
-        except PlaywrightTimeoutError:
-            if time.monotonic() > deadline:
-                raise
-            page.keyboard.press("Escape")
+    box.scroll_into_view_if_needed()
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
     expect(box).to_have_value(option)
 
 
 def tick(page: Page, label: str) -> None:
     """Tick the checkbox ``label``. Its input is hidden under the label, which takes the click."""
+    wait_until_idle(page)
     box = page.get_by_role("checkbox", name=label, exact=True)
     page.locator("label", has=box).click()
     expect(box).to_be_checked()
@@ -244,15 +255,17 @@ def tick(page: Page, label: str) -> None:
 def submit_password(
     page: Page, username: str, password: str, portal: str = PORTAL
 ) -> None:
+    wait_until_idle(page)
     page.get_by_label("Portal", exact=True).fill(portal)
     page.get_by_label("Username", exact=True).fill(username)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    press(page, "Sign in")
 
 
 def submit_code(page: Page, code: str) -> None:
+    wait_until_idle(page)
     page.get_by_label("Authentication code", exact=True).fill(code)
-    page.get_by_role("button", name="Verify").click()
+    press(page, "Verify")
 
 
 def expect_signed_in(page: Page, username: str, method: str) -> None:
@@ -264,7 +277,7 @@ def expect_signed_in(page: Page, username: str, method: str) -> None:
 def sign_out(page: Page) -> None:
     """Open the home page and press Sign out there."""
     open_page(page, "Home", heading="Signed in")
-    page.get_by_role("button", name="Sign out").click()
+    press(page, "Sign out")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
 
@@ -274,7 +287,7 @@ def read_enrollment(page: Page, username: str) -> Authenticator:
     expect(
         page.get_by_role("heading", name="Set up two-factor authentication")
     ).to_be_visible()
-    expect(page.get_by_role("img", name="Running...")).to_have_count(0)
+    wait_until_idle(page)
     # The QR code is the one image that the app serves from its media endpoint.
     qr = page.locator("img[src*='/media/']")
     expect(qr).to_have_count(1)
@@ -329,9 +342,10 @@ def test_master_admin_turns_switch_on(story):
     switch = page.get_by_role("switch", name="Two-factor authentication")
     expect(switch).not_to_be_checked()
     # The switch's input is hidden under its label, which takes the click.
+    wait_until_idle(page)
     page.locator("label", has=switch).click()
     expect(page.get_by_text("Turn two-factor authentication on?")).to_be_visible()
-    page.get_by_role("button", name="Turn on").click()
+    press(page, "Turn on")
 
     expect(page.get_by_text("Two-factor authentication is on.")).to_be_visible()
     expect(switch).to_be_checked()
@@ -382,7 +396,7 @@ def test_replayed_code_rejected(story):
     expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     submit_code(page, story.authenticators[USER].replayable_code)
     expect(page.get_by_text("That code was already used.")).to_be_visible()
-    page.get_by_role("button", name="Sign in as someone else").click()
+    press(page, "Sign in as someone else")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
 
@@ -402,9 +416,9 @@ def test_master_admin_resets_user(story):
     story.screenshot(page, "users")
     choose(page, "User to reset", USER)
     page.get_by_label("Reason", exact=True).fill("lost phone")
-    page.get_by_role("button", name="Reset", exact=True).click()
+    press(page, "Reset")
     expect(page.get_by_text(f"Reset the enrollment of {USER}?")).to_be_visible()
-    page.get_by_role("button", name="Confirm reset").click()
+    press(page, "Confirm reset")
     expect(page.get_by_text(f"The enrollment of {USER} was reset")).to_be_visible()
     story.passed.add("user reset")
 
@@ -437,7 +451,17 @@ def test_enrollment_overview_counts(story):
     story.require("user enrolled again")
     page = tab(story, ADMIN)
     open_page(page, "Enrollment overview")
-    expect(page.get_by_text("Enrolled", exact=True)).to_be_visible()
+    # boss and sam are the portal's internal users, and both are enrolled again.
+    expect(page.get_by_role("main")).to_match_aria_snapshot(
+        """
+        - paragraph: Enrolled
+        - paragraph: "2"
+        - paragraph: Pending
+        - paragraph: "0"
+        - paragraph: Not started
+        - paragraph: "0"
+        """
+    )
     story.screenshot(page, "enrollment-overview")
 
 
@@ -475,7 +499,7 @@ def test_audit_page_lists_story(story):
 def download_audit_csv(page: Page) -> list[dict[str, str]]:
     """Press Download CSV on the audit page and return the rows of the file."""
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download CSV").click()
+        press(page, "Download CSV")
     text = Path(download_info.value.path()).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -495,7 +519,7 @@ def test_last_master_admin_locked_out(story):
     expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
 
     # While locked, the password step answers "locked" as well.
-    page.get_by_role("button", name="Sign in as someone else").click()
+    press(page, "Sign in as someone else")
     submit_password(page, ADMIN, PASSWORDS[ADMIN])
     expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
     story.passed.add("admin locked out")
@@ -507,17 +531,28 @@ def test_support_operator_resets_last_admin(story):
     page = tab(story, OPERATOR)
 
     open_page(page, "Support sign-in")
+    wait_until_idle(page)
     page.get_by_label("Operator", exact=True).fill(OPERATOR)
     page.get_by_label("Password", exact=True).fill(OPERATOR_PASSWORD)
     page.get_by_label("Authentication code", exact=True).fill(
         operator_authenticator.next_code()
     )
     story.screenshot(page, "support-sign-in")
-    page.get_by_role("button", name="Sign in").click()
+    press(page, "Sign in")
     expect(page.get_by_role("heading", name="Support console")).to_be_visible()
 
-    page.get_by_label("Portal", exact=True).fill(PORTAL)
-    page.get_by_label("Portal", exact=True).press("Enter")
+    # The search has a visible result only when it changes, so a search that
+    # finds nothing comes first and the wait for the portal follows it.
+    search = page.get_by_label("Portal", exact=True)
+    no_match = page.get_by_text("No portal's slug or name contains that text.")
+    wait_until_idle(page)
+    search.fill("no-such-portal")
+    search.press("Enter")
+    expect(no_match).to_be_visible()
+    wait_until_idle(page)
+    search.fill(PORTAL)
+    search.press("Enter")
+    expect(no_match).to_have_count(0)
     expect(
         page.get_by_role("heading", name=f"{PORTAL_NAME} ({PORTAL})")
     ).to_be_visible()
@@ -530,11 +565,11 @@ def test_support_operator_resets_last_admin(story):
     tick(page, CHECK_REQUESTER)
     tick(page, CHECK_CALLED_BACK)
     page.get_by_label("Ticket", exact=True).fill(TICKET)
-    page.get_by_role("button", name="Reset", exact=True).click()
+    press(page, "Reset")
     expect(page.get_by_text("give the second confirmation")).to_be_visible()
 
     tick(page, CHECK_LAST_ADMIN)
-    page.get_by_role("button", name="Reset", exact=True).click()
+    press(page, "Reset")
     expect(page.get_by_text(f"The enrollment of {ADMIN} was reset")).to_be_visible()
     expect(
         page.get_by_text("They were the portal's last Master Admin.")
@@ -577,19 +612,19 @@ def test_flow_explorer_sandbox(story):
     open_page(page, "Flow explorer")
 
     choose(page, "Sandbox user", "owner (Master Admin)")
-    page.get_by_role("button", name="Submit password").click()
+    press(page, "Submit password")
     expect(
         page.get_by_text("owner is signed in with the password only.")
     ).to_be_visible()
-    page.get_by_role("button", name="Turn two-factor authentication on").click()
+    press(page, "Turn two-factor authentication on")
     expect(page.get_by_text("Two-factor authentication is on.")).to_be_visible()
 
     choose(page, "Sandbox user", "alex (Standard)")
-    page.get_by_role("button", name="Submit password").click()
+    press(page, "Submit password")
     expect(page.get_by_text("Password accepted for alex.")).to_be_visible()
-    page.get_by_role("button", name="Use the phone's code").click()
+    press(page, "Use the phone's code")
     expect(page.get_by_text("alex is signed in with password and code")).to_be_visible()
-    page.get_by_role("button", name="Try a replay").click()
+    press(page, "Try a replay")
     expect(page.get_by_text("That code was already used.")).to_be_visible()
     story.screenshot(page, "flow-explorer")
 
