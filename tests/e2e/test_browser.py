@@ -230,6 +230,11 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
     ).to_be_visible()
 
 
+def expect_chart(page: Page) -> None:
+    """Wait until the page's one chart is drawn: Vega-Lite draws it after the script run."""
+    expect(page.get_by_role("main").get_by_role("img")).to_be_visible()
+
+
 def choose(page: Page, label: str, option: str | re.Pattern[str]) -> None:
     """Pick ``option`` (the whole text, or a pattern) in the select box ``label``.
 
@@ -462,6 +467,7 @@ def test_enrollment_overview_counts(story):
         - paragraph: "0"
         """
     )
+    expect_chart(page)
     story.screenshot(page, "enrollment-overview")
 
 
@@ -470,6 +476,7 @@ def test_audit_page_lists_story(story):
     page = tab(story, ADMIN)
     open_page(page, "Audit log")
     expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
+    expect_chart(page)
     story.screenshot(page, "audit")
 
     rows = download_audit_csv(page)
@@ -531,13 +538,12 @@ def test_support_operator_resets_last_admin(story):
     page = tab(story, OPERATOR)
 
     open_page(page, "Support sign-in")
-    wait_until_idle(page)
+    story.screenshot(page, "support-sign-in")
     page.get_by_label("Operator", exact=True).fill(OPERATOR)
     page.get_by_label("Password", exact=True).fill(OPERATOR_PASSWORD)
     page.get_by_label("Authentication code", exact=True).fill(
         operator_authenticator.next_code()
     )
-    story.screenshot(page, "support-sign-in")
     press(page, "Sign in")
     expect(page.get_by_role("heading", name="Support console")).to_be_visible()
 
