@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from simulations import cli
+from simulations.errors import InvariantViolation
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -98,3 +101,20 @@ def test_cli_same_seed_same_csv(tmp_path):
         assert (tmp_path / "first" / name).read_bytes() == (
             tmp_path / "second" / name
         ).read_bytes(), name
+
+
+def test_cli_reports_broken_invariant(tmp_path, monkeypatch, capsys):
+    def broken_run(*_args, **_kwargs):
+        raise InvariantViolation(
+            "time step accepted once", 12, 1_800_000_360, "u0001", {"accepted_step": 7}
+        )
+
+    monkeypatch.setattr(cli, "run", broken_run)
+    status = cli.main(["simulate", "replay", "--out", str(tmp_path), "--no-progress"])
+
+    assert status == cli.EXIT_BROKEN
+    assert "broken at step 12" in capsys.readouterr().err
+    details = json.loads((tmp_path / "replay-violation.json").read_text())
+    assert details["invariant"] == "time step accepted once"
+    assert details["user"] == "u0001"
+    assert details["values"] == {"accepted_step": 7}

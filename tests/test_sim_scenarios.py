@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import simulations
+from core import signin
 from core.clock import ManualClock
 from core.signin import SignInResult, Status
+from core.verification import Rejection, Verdict
 from simulations import analytic, brute_force, drift, invariants
 from simulations.errors import InvalidParameter, InvariantViolation
 from simulations.invariants import InvariantChecker
@@ -112,6 +114,24 @@ def test_replay_accepts_no_replay():
         (result.events["case"] == "before") & (result.events["submission"] == "user")
     ]
     assert (relayed["outcome"] == "replay").all(), relayed
+
+
+def test_replay_stops_on_broken_guard(monkeypatch):
+    real_verify = signin.verify_code
+
+    def accept_replays(connection, check, raw_code, now, fields, activate=False):
+        verdict = real_verify(connection, check, raw_code, now, fields, activate)
+        if verdict.rejection == Rejection.REPLAY:
+            return Verdict(True, step=check.last_step, drift=check.drift)
+        return verdict
+
+    monkeypatch.setattr(signin, "verify_code", accept_replays)
+    with pytest.raises(InvariantViolation) as caught:
+        run_small("replay")
+
+    assert caught.value.invariant == invariants.STEP_ONCE
+    assert caught.value.user.startswith("u")
+    assert caught.value.step > 0
 
 
 def test_switch_tracks_enrollment_and_customers():
