@@ -79,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
             default=None,
             help=f"{spec.help} (default: {defaults})",
         )
-    parser.set_defaults(handler=run_command, opens_database=False)
+    parser.set_defaults(handler=run_command)
 
 
 def chosen_parameters(args: argparse.Namespace) -> dict[str, int | float]:

@@ -1,4 +1,4 @@
-"""The simulate sub-command, run as its own process like a QA engineer would."""
+"""The simulate sub-command, mostly run as its own process, as QA runs it."""
 
 from __future__ import annotations
 
