@@ -122,6 +122,8 @@ PAGES = (
     PageCase("Support sign-in", "screens/support_sign_in.py", None, "Support sign-in"),
     PageCase("Support console", None, "operator", "Support console"),
     PageCase("Flow explorer", "screens/flow_explorer.py", None, "Flow explorer"),
+    # Before its first Run, so the time covers the scenario form, not a simulation.
+    PageCase("Simulations", "screens/simulations.py", None, "Simulations"),
 )
 BARE_NAME = "bare page (one st.button)"
 
