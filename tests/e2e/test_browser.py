@@ -43,7 +43,7 @@ from tests.e2e.harness import (
     oathtool_codes,
     run_twofa,
 )
-from tests.helpers import SEEN
+from tests.helpers import SEEN, contains_code
 
 if browser_skip_reason() is not None:
     pytest.skip(browser_skip_reason(), allow_module_level=True)
@@ -58,7 +58,12 @@ PORTAL = "acme"
 PORTAL_NAME = "Acme Billing"
 ADMIN = "boss"  # the portal's only Master Admin
 USER = "sam"  # an internal user with the Standard profile
-PASSWORDS = {ADMIN: "Boss-e2e-pass-3391", USER: "Sam-e2e-pass-7046"}
+CUSTOMER = "cory"  # a customer user, never asked for a code
+PASSWORDS = {
+    ADMIN: "Boss-e2e-pass-3391",
+    USER: "Sam-e2e-pass-7046",
+    CUSTOMER: "Cory-e2e-pass-2218",
+}
 OPERATOR = "Jo Ops"  # a support operator of the vendor, not a portal user
 OPERATOR_PASSWORD = "Operator-e2e-pass-5182"
 TICKET = "SUP-1042"
@@ -126,14 +131,17 @@ class Story:
                 f"needs the earlier step(s) {', '.join(missing)}, which did not pass"
             )
 
-    def screenshot(self, page: Page, name: str) -> None:
+    def screenshot(self, page: Page, name: str, tables: int = 0) -> None:
         """Save the whole page as ``NAME.png``, with the pointer out of the way.
 
-        Streamlit scrolls inside its main region, so the window is made as tall
-        as that region's content for the shot.
+        ``tables`` is the number of tables (st.dataframe) on the page, which
+        are drawn after the script run and are waited for. Streamlit scrolls
+        inside its main region, so the window is made as tall as that
+        region's content for the shot.
         """
         page.mouse.move(0, 0)
         wait_until_idle(page)
+        expect(grids(page)).to_have_count(tables)
         height = page.get_by_role("main").evaluate("main => main.scrollHeight")
         page.set_viewport_size({**VIEWPORT, "height": max(VIEWPORT["height"], height)})
         try:
@@ -156,12 +164,13 @@ def story(browser, screenshot_dir, tmp_path_factory):
     )
     # Once the portal has a Master Admin, they sign in to add users: the new
     # user's password comes first on standard input, then the Master Admin's.
-    run_twofa(
-        env,
-        *("user", "add", PORTAL, USER, "--profile", "standard"),
-        *("--password-stdin", "--as", ADMIN),
-        stdin=f"{PASSWORDS[USER]}\n{PASSWORDS[ADMIN]}\n",
-    )
+    for username, profile in ((USER, "standard"), (CUSTOMER, "customer")):
+        run_twofa(
+            env,
+            *("user", "add", PORTAL, username, "--profile", profile),
+            *("--password-stdin", "--as", ADMIN),
+            stdin=f"{PASSWORDS[username]}\n{PASSWORDS[ADMIN]}\n",
+        )
 
     server = StreamlitServer(APP, env, data_dir / "streamlit.log")
     server.start()
@@ -177,7 +186,7 @@ def assert_no_leak(text: str) -> None:
     data = text.encode("utf-8", "replace")
     leaks = [needle for needle in SEEN.needles() if needle in data]
     assert not leaks, f"{len(leaks)} secret(s) or password(s) appear in the server log"
-    codes = [code for code in SEEN.codes if code.encode() in data]
+    codes = [code for code in SEEN.codes if contains_code(data, code)]
     assert not codes, f"{len(codes)} code(s) appear in the server log"
 
 
@@ -231,8 +240,31 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
 
 
 def expect_chart(page: Page) -> None:
-    """Wait until the page's one chart is drawn: Vega-Lite draws it after the script run."""
+    """Wait until the page's one chart is drawn, because Vega-Lite draws it after the script run."""
     expect(page.get_by_role("main").get_by_role("img")).to_be_visible()
+
+
+def grids(page: Page) -> Locator:
+    """Return the tables (st.dataframe) on the page that are drawn.
+
+    Streamlit draws a table on a canvas with Glide Data Grid, which keeps the
+    rows in view in a hidden grid for screen readers. Columns out of view are
+    missing from it.
+    """
+    return page.get_by_role("grid", include_hidden=True)
+
+
+def table_cell(page: Page, column: str, row_key: str, table: int = 0) -> Locator:
+    """Return the cell in ``column`` of the row whose first cell is ``row_key``."""
+    grid = grids(page).nth(table)
+    headers = grid.get_by_role("columnheader", include_hidden=True)
+    expect(headers.first).to_be_attached()
+    index = headers.all_text_contents().index(column)
+    key_cell = page.get_by_role(
+        "gridcell", name=row_key, exact=True, include_hidden=True
+    )
+    row = grid.get_by_role("row", include_hidden=True).filter(has=key_cell)
+    return row.get_by_role("gridcell", include_hidden=True).nth(index)
 
 
 def choose(page: Page, label: str, option: str | re.Pattern[str]) -> None:
@@ -377,6 +409,14 @@ def test_new_user_enrolls_with_qr(story):
     story.passed.add("user enrolled")
 
 
+def test_customer_signs_in_without_code(story):
+    story.require("switch on")
+    page = tab(story, CUSTOMER)
+    submit_password(page, CUSTOMER, PASSWORDS[CUSTOMER])
+    expect_signed_in(page, CUSTOMER, "password only")
+    sign_out(page)
+
+
 def test_user_signs_in_with_later_code(story):
     story.require("user enrolled")
     page = tab(story, USER)
@@ -418,13 +458,18 @@ def test_master_admin_resets_user(story):
 
     open_page(page, "Internal users")
     expect(page.get_by_role("button", name="Reset", exact=True)).to_be_visible()
-    story.screenshot(page, "users")
+    expect(table_cell(page, "State", ADMIN)).to_have_text("active")
+    expect(table_cell(page, "State", USER)).to_have_text("active")
+    expect(table_cell(page, "State", CUSTOMER)).to_have_text("not affected")
+    story.screenshot(page, "users", tables=1)
     choose(page, "User to reset", USER)
     page.get_by_label("Reason", exact=True).fill("lost phone")
     press(page, "Reset")
     expect(page.get_by_text(f"Reset the enrollment of {USER}?")).to_be_visible()
     press(page, "Confirm reset")
     expect(page.get_by_text(f"The enrollment of {USER} was reset")).to_be_visible()
+    expect(table_cell(page, "State", USER)).to_have_text("not enrolled")
+    expect(table_cell(page, "State", ADMIN)).to_have_text("active")
     story.passed.add("user reset")
 
 
@@ -477,7 +522,7 @@ def test_audit_page_lists_story(story):
     open_page(page, "Audit log")
     expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
     expect_chart(page)
-    story.screenshot(page, "audit")
+    story.screenshot(page, "audit", tables=1)
 
     rows = download_audit_csv(page)
     shown = page.get_by_text("event(s), newest first.")
@@ -525,7 +570,7 @@ def test_last_master_admin_locked_out(story):
     submit_code(page, authenticator.wrong_code())
     expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
 
-    # While locked, the password step answers "locked" as well.
+    # While code entry is locked, the password step shows the lock as well.
     press(page, "Sign in as someone else")
     submit_password(page, ADMIN, PASSWORDS[ADMIN])
     expect(page.get_by_text("Too many wrong codes.")).to_be_visible()
@@ -581,7 +626,7 @@ def test_support_operator_resets_last_admin(story):
         page.get_by_text("They were the portal's last Master Admin.")
     ).to_be_visible()
     expect(page.get_by_text("Audit entry of this reset:")).to_be_visible()
-    story.screenshot(page, "support-console")
+    story.screenshot(page, "support-console", tables=2)
     story.passed.add("support reset")
 
 
@@ -632,7 +677,7 @@ def test_flow_explorer_sandbox(story):
     expect(page.get_by_text("alex is signed in with password and code")).to_be_visible()
     press(page, "Try a replay")
     expect(page.get_by_text("That code was already used.")).to_be_visible()
-    story.screenshot(page, "flow-explorer")
+    story.screenshot(page, "flow-explorer", tables=2)
 
 
 def add_operator(env: dict[str, str], name: str, password: str) -> Authenticator:
