@@ -617,7 +617,8 @@ def _revoke_portal(connection, portal_id: int, now: int) -> int:
     """Revoke every live enrollment, open challenge and code lock of a portal."""
     users = select(User.id).where(User.portal_id == portal_id)
     # Throttle rows first, in the order a code check locks them (throttle, then
-    # enrollment), so the two cannot deadlock on PostgreSQL.
+    # enrollment), so the two never wait on each other in a cycle on PostgreSQL
+    # (tests/test_races_more.py stages that interleaving).
     connection.execute(
         update(CodeThrottle)
         .where(CodeThrottle.user_id.in_(users))

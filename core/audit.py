@@ -42,7 +42,7 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acted: a portal user, a support operator, or the system itself."""
+    """The actor of an event: a portal user, a support operator, or the system."""
 
     kind: str
     name: str | None = None

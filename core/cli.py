@@ -656,7 +656,7 @@ def hide_password(url: str) -> str:
 
 
 class StartFailure(Exception):
-    """The database or key could not be opened; the message says why."""
+    """The database or key could not be opened; the message gives the reason."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

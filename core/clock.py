@@ -20,7 +20,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to, for tests and simulations."""
+    """A clock that moves only when a caller sets or advances it, for tests and simulations."""
 
     def __init__(self, start: int) -> None:
         self._now = int(start)

@@ -31,7 +31,7 @@ def _foldable(character: str) -> bool:
 
 
 class FormatProblem(enum.Enum):
-    """Why a typed code is not a well-formed code."""
+    """The reason a typed code is not a well-formed code."""
 
     NOT_TEXT = "not_text"
     EMPTY = "empty"
@@ -49,7 +49,7 @@ class NormalisedCode:
 
 
 def normalise_code(raw: object, digits: int) -> NormalisedCode:
-    """Turn typed input into exactly ``digits`` ASCII digits, or say what is wrong."""
+    """Turn typed input into exactly ``digits`` ASCII digits, or report what is wrong."""
     if not isinstance(raw, str):
         return NormalisedCode(None, FormatProblem.NOT_TEXT)
     if len(raw) > MAX_INPUT_CHARS:

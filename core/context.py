@@ -1,4 +1,4 @@
-"""What every core call needs: the database, the secret key, the clock and the password hasher."""
+"""The context of every core call: the database, the secret key, the clock and the password hasher."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The keys come from ``TWOFA_SECRET_KEY`` (comma-separated) or from a key file
 beside the database (one key per line). The first key encrypts; every key
 decrypts, which lets a rotation re-encrypt secrets while the old key still
 reads them. A key file is created, with mode 0600, only while the database
-holds no encrypted secret, so a lost key is never silently replaced.
+contains no encrypted secret, so a lost key is never silently replaced.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class SecretBox:
         re-encrypted secret is never served from an old entry.
         """
         # NOTE: decrypted secrets of recent checks stay in this process's memory,
-        # which also holds the key that decrypts every stored secret.
+        # which also contains the key that decrypts every stored secret.
         return self._decrypt_cached(bytes(token))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 (one SecretBox lives as long as its process)
@@ -122,7 +122,7 @@ def load_key(key_file: Path, database_has_secrets: bool) -> bytes:
 
     if database_has_secrets:
         raise KeyProblem(
-            f"the key file {key_file} is missing but the database holds encrypted secrets; "
+            f"the key file {key_file} is missing but the database contains encrypted secrets; "
             f"restore the key file or set {KEY_VARIABLE}; no new key was written"
         )
 

@@ -45,7 +45,7 @@ def rotate_keys(url: str | None = None, key_file: Path | None = None) -> Rotatio
         keys = split_keys(os.environ[KEY_VARIABLE])
         if len(keys) < 2:
             raise KeyProblem(
-                f"{KEY_VARIABLE} holds one key: set it to NEW_KEY,OLD_KEY (new key "
+                f"{KEY_VARIABLE} contains only one key: set it to NEW_KEY,OLD_KEY (new key "
                 "first) and run the rotation again"
             )
         ctx = open_context(url)

@@ -34,7 +34,7 @@ class EnrollmentStatus(enum.StrEnum):
 
 
 class ChallengeKind(enum.StrEnum):
-    """What a sign-in that passed the password still needs."""
+    """The step that a sign-in which passed the password still needs."""
 
     ENROLLMENT = "enrollment"
     CODE = "code"

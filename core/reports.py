@@ -33,7 +33,7 @@ MAX_AUDIT_ROWS = 10_000
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who reads a report: a portal user's session or a support operator's session."""
+    """The reader of a report: a portal user's session or a support operator's session."""
 
     session: str | None = None
     operator_session: str | None = None

@@ -88,7 +88,7 @@ class SignInResult:
 
 @dataclass(frozen=True)
 class EnrollmentOffer:
-    """What the enrollment screen shows while an enrollment is pending."""
+    """The pending secret as the enrollment screen shows it: URI, QR and grouped key."""
 
     uri: str
     grouped_secret: str
@@ -126,7 +126,7 @@ _DUMMY_PASSWORD = "not-a-real-password"
 def submit_password(
     ctx: Context, portal_slug: str, username: str, password: str
 ) -> SignInResult:
-    """Check the password and say what the sign-in needs next."""
+    """Check the password and return what the sign-in needs next."""
     now = ctx.now()
     if not (is_text(portal_slug, 200) and is_text(username, 200)):
         verify_password(ctx.hasher, _dummy_hash(ctx.hasher), password)
@@ -164,7 +164,7 @@ def submit_password(
         ).one()
         needs_code = user.kind == UserKind.INTERNAL and settings.two_factor_enabled
 
-        # While code entry is locked the answer is "locked" whatever the password,
+        # While code entry is locked the result is "locked" whatever the password,
         # so a locked account reveals nothing about password guesses.
         if needs_code and throttle.locked_until > now:
             audit.record(
@@ -304,7 +304,7 @@ def _submit_code(ctx: Context, challenge: str, code: object, now: int) -> SignIn
             .join(CodeThrottle, CodeThrottle.user_id == User.id)
             .where(SignInChallenge.token_hash == hash_token(challenge))
             # Checks of one user's codes queue on the throttle row, so the lock
-            # check sees every earlier failure (SQLite queues on BEGIN IMMEDIATE).
+            # check reads every earlier failure (SQLite queues on BEGIN IMMEDIATE).
             .with_for_update(of=CodeThrottle)
         ).first()
         if row is None:

@@ -109,7 +109,7 @@ def support_reset(
     """Reset one internal user's enrollment after the identity checklist.
 
     This is the only way around a locked-out last Master Admin. The target
-    enrolls again at the next sign-in; nobody else is affected.
+    enrolls again at the next sign-in, and no other user is affected.
     """
     now = ctx.now()
     with Session(ctx.reader) as session:

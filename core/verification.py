@@ -36,7 +36,7 @@ MAX_LOCK_SECONDS = 15 * 60
 
 
 class Rejection(enum.StrEnum):
-    """Why a code was not accepted."""
+    """The reason a code was not accepted."""
 
     LOCKED = "locked"
     BAD_FORMAT = "bad_format"
